@@ -1,0 +1,280 @@
+"""The processing loop: consume -> decode -> score -> publish -> checkpoint, on one thread.
+
+Everything runs on the thread that calls ``Daemon.run``: librdkafka's delivery reports and
+rebalance callbacks are served inside ``poll``/``flush``/``consume`` on that thread too, so no
+state is shared. Other threads (a signal handler, a test) only call ``request_stop``.
+
+Cases open in memory are not persisted: the checkpoint holds each partition's commit at the first
+event of its oldest open case, so a restarted daemon re-reads and rebuilds them (see
+``casewatch._checkpoint``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import confluent_kafka
+import msgspec
+
+from casewatch._checkpoint import Checkpoint
+from casewatch._decode import EventDecoder, FieldNames
+from casewatch._errors import InvalidEventError, KafkaFailure
+from casewatch._events import ModelIdentity, StreamingEvaluation, StreamingEvent
+from casewatch._logging import get_logger
+from casewatch._outputs import Headers, OutputProducer
+from casewatch._rebalance import Rebalance
+from casewatch._settings import Settings
+from casewatch._telemetry import Telemetry
+
+log = get_logger(__name__)
+
+# Triggers after which a case no longer lives in memory.
+_LEAVING = frozenset({"close", "timeout", "evicted"})
+# Dead-letter values beyond this are truncated so the record still fits the broker's limit.
+_DLQ_VALUE_LIMIT = 900_000
+_CHECKPOINT_FLUSH_SECONDS = 5.0
+
+
+class Evaluator(Protocol):
+    identity: ModelIdentity
+    unknown_activity_events: int
+
+    @property
+    def open_case_count(self) -> int: ...
+
+    def on_events(
+        self, events: Sequence[StreamingEvent], *, source_topic: str | None = None
+    ) -> list[StreamingEvaluation]: ...
+
+    def expire(self) -> list[StreamingEvaluation]: ...
+
+    def drop_partitions(self, partitions: set[int]) -> int: ...
+
+
+class Daemon:
+    """One consumer, one producer, one evaluator; ``run`` returns when a stop is requested."""
+
+    def __init__(self, settings: Settings, evaluator: Evaluator, telemetry: Telemetry) -> None:
+        self.settings = settings
+        self.evaluator = evaluator
+        self.telemetry = telemetry
+        self.decoder = EventDecoder(
+            FieldNames.from_settings(settings), max_message_bytes=settings.max_message_bytes
+        )
+        self.encoder = msgspec.json.Encoder()
+        self.checkpoint = Checkpoint(
+            settings.input_topic, interval=settings.commit_interval_seconds
+        )
+        kafka_logger = {"logger": logging.getLogger("casewatch.librdkafka")}
+        self._consumer_config = {**settings.consumer_config(), **kafka_logger}
+        self.outputs = OutputProducer(
+            {**settings.producer_config(), **kafka_logger},
+            max_pending=settings.max_pending_outputs,
+        )
+        self.rebalance = Rebalance(
+            checkpoint=self.checkpoint,
+            outputs=self.outputs,
+            evaluator=evaluator,
+            health=telemetry,
+            flush_timeout=settings.shutdown_timeout_seconds,
+            counted=self._count_rebalance,
+        )
+        self._stopping = False
+        self._unknown_seen = 0
+
+    def request_stop(self) -> None:
+        self._stopping = True
+
+    def run(self) -> None:
+        """Process until ``request_stop``; raises CasewatchError on a fatal failure."""
+        s = self.settings
+        try:
+            consumer: Any = confluent_kafka.Consumer(self._consumer_config)
+            consumer.subscribe(
+                [s.input_topic],
+                on_assign=self.rebalance.on_assign,
+                on_revoke=self.rebalance.on_revoke,
+                on_lost=self.rebalance.on_lost,
+            )
+        except confluent_kafka.KafkaException as exc:
+            raise KafkaFailure(f"cannot start the consumer: {exc}") from None
+        log.info("daemon_started", input_topic=s.input_topic, output_topic=s.output_topic)
+        try:
+            self._loop(consumer)
+            self._shutdown(consumer)
+        except confluent_kafka.KafkaException as exc:
+            self._abandon(consumer)
+            raise KafkaFailure(f"kafka: {exc}") from None
+        except BaseException:
+            self._abandon(consumer)
+            raise
+
+    def _loop(self, consumer: Any) -> None:
+        s, telemetry, rebalance = self.settings, self.telemetry, self.rebalance
+        batch_size, wait = s.max_batch_size, s.max_batch_wait_ms / 1000
+        while not self._stopping:
+            telemetry.heartbeat()
+            messages = consumer.consume(num_messages=batch_size, timeout=wait)
+            rebalance.raise_failure()
+            started = time.perf_counter()
+            consumed_at = time.time()
+            events = self._decode(messages)
+            evaluations = self._score(events)
+            self._publish(evaluations, consumed_at)
+            if messages:
+                self._observe_batch(len(messages), started)
+            self._relieve_backpressure(consumer)
+            if self.checkpoint.expired():
+                self._checkpoint(consumer, _CHECKPOINT_FLUSH_SECONDS)
+
+    def _decode(self, messages: list[Any]) -> list[StreamingEvent]:
+        events: list[StreamingEvent] = []
+        append, decode = events.append, self.decoder.decode
+        processed, case_opened = self.checkpoint.processed, self.checkpoint.case_opened
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                self._on_consume_error(error)
+                continue
+            partition, offset = message.partition(), message.offset()
+            processed[partition] = offset
+            try:
+                event = decode(message.value(), message.key(), partition, offset)
+            except InvalidEventError as exc:
+                self._dead_letter(message, exc)
+                continue
+            case_opened(partition, event.case_id, offset)
+            append(event)
+        return events
+
+    def _score(self, events: list[StreamingEvent]) -> list[StreamingEvaluation]:
+        started = time.perf_counter()
+        evaluations = self.evaluator.on_events(events, source_topic=self.settings.input_topic)
+        expired = self.evaluator.expire()
+        if evaluations or expired:
+            self.telemetry.scoring_duration.observe(time.perf_counter() - started)
+        return evaluations + expired if expired else evaluations
+
+    def _publish(self, evaluations: list[StreamingEvaluation], consumed_at: float) -> None:
+        topic, produce, encode = (
+            self.settings.output_topic,
+            self.outputs.produce,
+            self.encoder.encode,
+        )
+        telemetry, case_left = self.telemetry, self.checkpoint.case_left
+        now = time.time()
+        for evaluation in evaluations:
+            produce(topic, evaluation.case_id.encode(), encode(evaluation))
+            trigger = evaluation.trigger
+            if trigger in _LEAVING:
+                case_left(evaluation.source.partition, evaluation.case_id)
+            telemetry.count_evaluation(trigger, evaluation.anomalous)
+            telemetry.trace_score.observe(evaluation.trace_score)
+            if evaluation.last_event_at is not None:
+                telemetry.latency_event_time.observe(max(0.0, now - evaluation.last_event_at))
+            if trigger != "timeout":
+                telemetry.latency_ingest_time.observe(now - consumed_at)
+
+    def _dead_letter(self, message: Any, error: InvalidEventError) -> None:
+        value: bytes = message.value() or b""
+        headers: Headers = [
+            ("casewatch.error.reason", error.reason.encode()),
+            ("casewatch.error.detail", str(error).encode()[:1000]),
+            ("casewatch.source.topic", message.topic().encode()),
+            ("casewatch.source.partition", str(message.partition()).encode()),
+            ("casewatch.source.offset", str(message.offset()).encode()),
+        ]
+        if len(value) > _DLQ_VALUE_LIMIT:
+            headers.append(("casewatch.error.truncated_from", str(len(value)).encode()))
+            value = value[:_DLQ_VALUE_LIMIT]
+        self.outputs.produce(self.settings.dlq_topic, message.key(), value, headers)
+        self.telemetry.count_invalid(error.reason)
+        self.telemetry.dlq_records.inc()
+
+    def _on_consume_error(self, error: Any) -> None:
+        if error.code() == confluent_kafka.KafkaError._PARTITION_EOF:
+            return
+        if error.fatal():
+            raise KafkaFailure(f"consumer failed: {error.str()}")
+        log.warning("consumer_error", error=error.str())
+
+    def _relieve_backpressure(self, consumer: Any) -> None:
+        outputs = self.outputs
+        outputs.poll(0)
+        if not outputs.over_limit():
+            return
+        assignment = consumer.assignment()
+        consumer.pause(assignment)
+        self.telemetry.paused.set(1)
+        try:
+            outputs.drain_below(outputs.max_pending // 2)
+        finally:
+            consumer.resume(assignment)
+            self.telemetry.paused.set(0)
+
+    def _checkpoint(self, consumer: Any, flush_timeout: float) -> bool:
+        commits_before = self.checkpoint.commits
+        try:
+            done = self.checkpoint.commit(consumer, self.outputs, flush_timeout=flush_timeout)
+        except confluent_kafka.KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if isinstance(error, confluent_kafka.KafkaError) and error.fatal():
+                raise
+            # A commit rejected during a rebalance is retried at the next checkpoint; the
+            # worst case is that some input is read again, never that some is skipped.
+            log.warning("commit_rejected", error=str(exc))
+            done = False
+        if self.checkpoint.commits != commits_before:
+            self.telemetry.mark_commit()
+        self._observe_partitions(consumer)
+        return done
+
+    def _observe_batch(self, size: int, started: float) -> None:
+        telemetry = self.telemetry
+        telemetry.events_consumed.inc(size)
+        telemetry.batch_size.observe(size)
+        telemetry.batch_duration.observe(time.perf_counter() - started)
+        telemetry.open_cases.set(self.evaluator.open_case_count)
+        unknown = self.evaluator.unknown_activity_events
+        if unknown > self._unknown_seen:
+            telemetry.unknown_activities.inc(unknown - self._unknown_seen)
+            self._unknown_seen = unknown
+
+    def _observe_partitions(self, consumer: Any) -> None:
+        """Consumer lag from cached watermarks, on the checkpoint interval only."""
+        telemetry, topic = self.telemetry, self.settings.input_topic
+        telemetry.producer_queue_length.set(self.outputs.pending)
+        telemetry.open_cases.set(self.evaluator.open_case_count)
+        assigned = sorted(self.rebalance.assigned)
+        telemetry.assigned_partitions.set(len(assigned))
+        if not assigned:
+            return
+        positions = consumer.position([confluent_kafka.TopicPartition(topic, p) for p in assigned])
+        for tp in positions:
+            _, high = consumer.get_watermark_offsets(tp, cached=True)
+            if high >= 0 and tp.offset >= 0:
+                telemetry.set_consumer_lag(tp.partition, max(0, high - tp.offset))
+
+    def _count_rebalance(self, kind: str, partitions: int) -> None:
+        self.telemetry.rebalances_by_kind[kind].inc()
+        self.telemetry.assigned_partitions.set(len(self.rebalance.assigned))
+        log.info("partitions_" + ("assigned" if kind == "assign" else kind), count=partitions)
+
+    def _shutdown(self, consumer: Any) -> None:
+        """Deliver what is in flight, commit it, leave the group."""
+        timeout = self.settings.shutdown_timeout_seconds
+        if not self._checkpoint(consumer, timeout):
+            log.warning("shutdown_undelivered", pending=self.outputs.pending)
+        consumer.close()
+        self.rebalance.raise_failure()
+        log.info("daemon_stopped", commits=self.checkpoint.commits)
+
+    def _abandon(self, consumer: Any) -> None:
+        # After a failure nothing more is committed: the next run re-reads from the last commit.
+        self.rebalance.commit_on_revoke = False
+        with contextlib.suppress(Exception):
+            consumer.close()

@@ -1,0 +1,366 @@
+"""StreamingEvaluator: events in, evaluations out, with all due cases scored in one model call.
+
+Due cases: a case closes (close marker or end activity); every touched case when scoring on
+every event; cases idle past the TTL (``expire``); the least recently seen cases when the open
+case bound is exceeded. Every case that leaves memory gets a final evaluation.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from casewatch._events import ModelIdentity, StreamingEvaluation, StreamingEvent, Trigger
+from casewatch._features import FeatureGatherer, Snapshot, snapshot
+from casewatch._records import RecordBuilder
+from casewatch._scorer import Features, Scorer
+from casewatch._store import CaseStore, IntArray, StoreShape
+
+_NO_ROW = -1
+
+
+class StreamingEvaluator:
+    """Keeps open cases in a CaseStore and scores them with an ONNX scorer."""
+
+    def __init__(
+        self,
+        model: str | Path | Scorer,
+        *,
+        score_on_every_event: bool = False,
+        end_activities: Iterable[str] = (),
+        idle_ttl: float | None = None,
+        max_open_cases: int | None = None,
+        intra_op_threads: int = 1,
+        contract_path: str | Path | None = None,
+        clock: Callable[[], float] = time.time,
+        initial_capacity: int = 1024,
+        top_k: int = 3,
+    ) -> None:
+        self.scorer = (
+            model
+            if isinstance(model, Scorer)
+            else Scorer(model, contract_path=contract_path, intra_op_threads=intra_op_threads)
+        )
+        contract = self.scorer.contract
+        self.score_on_every_event = score_on_every_event
+        self.end_activities = frozenset(end_activities)
+        self.idle_ttl = idle_ttl if idle_ttl else None
+        self.max_open_cases = max_open_cases
+        self._clock = clock
+        self.store = CaseStore(
+            StoreShape(
+                activities=len(contract.activities),
+                sequence_length=contract.sequence_length,
+                event_attribute_sizes=tuple(len(a.values) for a in contract.event_attributes),
+                numeric_case_attributes=len(contract.numeric_case_attributes),
+                categorical_case_attributes=len(contract.categorical_case_attributes),
+            ),
+            capacity=initial_capacity,
+        )
+        self._gatherer = FeatureGatherer(
+            self.scorer.features, [len(a.values) for a in contract.categorical_case_attributes]
+        )
+        self._records = RecordBuilder(self.scorer.activities, self.scorer.identity, top_k=top_k)
+        self._event_attribute_names = [a.name for a in contract.event_attributes]
+        self._numeric_case = {n: i for i, n in enumerate(contract.numeric_case_attributes)}
+        self._categorical_case = {
+            a.name: (i, {v: j for j, v in enumerate(a.values)}, len(a.values))
+            for i, a in enumerate(contract.categorical_case_attributes)
+        }
+        self.unknown_activity_events = 0
+
+    # -- identity and inspection ---------------------------------------------------------------
+
+    @property
+    def identity(self) -> ModelIdentity:
+        return self.scorer.identity
+
+    @property
+    def threshold(self) -> float:
+        return self.scorer.threshold
+
+    @property
+    def open_case_count(self) -> int:
+        return len(self.store.index)
+
+    def open_cases(self) -> list[str]:
+        return self.store.open_cases()
+
+    # -- the seed API --------------------------------------------------------------------------
+
+    def on_event(self, event: StreamingEvent) -> StreamingEvaluation | None:
+        """Add one event; returns its evaluation in every-event mode or when it closes the case.
+
+        Evictions caused by ``max_open_cases`` are only reported by ``on_events``.
+        """
+        for evaluation in self.on_events([event]):
+            if evaluation.case_id == event.case_id and evaluation.trigger in ("event", "close"):
+                return evaluation
+        return None
+
+    def process_stream(self, events: Iterable[StreamingEvent]) -> Iterator[StreamingEvaluation]:
+        """Yields what ``on_event`` yields; cases still open at the end stay open."""
+        for event in events:
+            evaluation = self.on_event(event)
+            if evaluation is not None:
+                yield evaluation
+
+    def score_case(self, case_id: str) -> StreamingEvaluation | None:
+        """Score an open case now, keeping its state; None for an unknown case."""
+        row = self.store.index.get(case_id)
+        if row is None:
+            return None
+        rows = np.array([row], dtype=np.int64)
+        return self._evaluate([self._due(rows, [case_id], ["request"], False)], None)[0]
+
+    def close_case(self, case_id: str) -> StreamingEvaluation | None:
+        """Final evaluation of a case; its state is freed and its next event starts afresh."""
+        row = self.store.index.pop(case_id, None)
+        if row is None:
+            return None
+        rows = np.array([row], dtype=np.int64)
+        part = self._due(rows, [case_id], ["close"], True)
+        self.store.release(rows)
+        return self._evaluate([part], None)[0]
+
+    # -- the batch API -------------------------------------------------------------------------
+
+    def on_events(
+        self, events: Sequence[StreamingEvent], *, source_topic: str | None = None
+    ) -> list[StreamingEvaluation]:
+        """Route a batch into the store and score every case it made due, in one model call."""
+        if not events:
+            return []
+        batch = self._route(events)
+        now = self._clock()
+        store = self.store
+        parts: list[tuple[Snapshot, Features]] = []
+        causes: list[IntArray] = []  # index of the event (or eviction) behind each evaluation
+        for selected in batch.generations():
+            rows = batch.rows[selected]
+            store.apply(
+                rows,
+                batch.activities[selected],
+                batch.attributes[selected],
+                batch.timestamps[selected],
+                batch.partitions[selected],
+                batch.offsets[selected],
+                now,
+            )
+            self._merge_case_attributes(batch, selected)
+            closing = batch.closing[selected]
+            due = selected if self.score_on_every_event else selected[closing]
+            if due.size:
+                due_closing = batch.closing[due]
+                triggers: list[Trigger] = ["close" if c else "event" for c in due_closing.tolist()]
+                case_ids = [events[i].case_id for i in due.tolist()]
+                parts.append(self._due(batch.rows[due], case_ids, triggers, due_closing))
+                causes.append(due)
+        released = [batch.rows[batch.closing]]
+        if self.max_open_cases is not None and len(store.index) > self.max_open_cases:
+            evicted = self._take_least_recent(len(store.index) - self.max_open_cases)
+            parts.append(self._due_leaving(evicted, "evicted"))
+            causes.append(len(events) + np.arange(len(evicted)))
+            released.append(evicted)
+        evaluations = self._evaluate(parts, source_topic, now)
+        store.release(np.concatenate(released))
+        if len(parts) > 1:
+            # Generations score in generation order; report in the order of the events.
+            order = np.argsort(np.concatenate(causes), kind="stable").tolist()
+            evaluations = [evaluations[i] for i in order]
+        return evaluations
+
+    def expire(self, now: float | None = None) -> list[StreamingEvaluation]:
+        """Final evaluations of cases idle for longer than the TTL."""
+        if self.idle_ttl is None or not self.store.index:
+            return []
+        cutoff = (self._clock() if now is None else now) - self.idle_ttl
+        last_seen = self.store.last_seen
+        stale = 0
+        for _, row in self.store.least_recent():
+            if last_seen[row] >= cutoff:
+                break
+            stale += 1
+        if not stale:
+            return []
+        rows = self._take_least_recent(stale)
+        evaluations = self._evaluate([self._due_leaving(rows, "timeout")], None)
+        self.store.release(rows)
+        return evaluations
+
+    def drop_partitions(self, partitions: Iterable[int]) -> int:
+        """Forget the open cases of the given partitions (no evaluations); returns how many."""
+        wanted = np.asarray(sorted(set(partitions)), dtype=np.int64)
+        index = self.store.index
+        if not index or wanted.size == 0:
+            return 0
+        case_ids = list(index)
+        rows = np.fromiter(index.values(), dtype=np.int64, count=len(index))
+        mask = np.isin(self.store.partition[rows], wanted)
+        for position in np.flatnonzero(mask).tolist():
+            del index[case_ids[position]]
+        self.store.release(rows[mask])
+        return int(mask.sum())
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _route(self, events: Sequence[StreamingEvent]) -> _RoutedBatch:
+        store = self.store
+        index = store.index
+        activity_ids = self.scorer.activity_ids
+        unknown_id = store.shape.unknown_id
+        end_activities = self.end_activities
+        attribute_names = self._event_attribute_names
+        attribute_ids = self.scorer.event_attribute_ids
+        n = len(events)
+        rows = np.empty(n, dtype=np.int64)
+        activities = np.empty(n, dtype=np.int64)
+        generation = np.empty(n, dtype=np.int64)
+        closing = np.zeros(n, dtype=np.bool_)
+        timestamps = np.empty(n, dtype=np.float64)
+        partitions = np.empty(n, dtype=np.int64)
+        offsets = np.empty(n, dtype=np.int64)
+        attributes = np.empty((n, len(attribute_names)), dtype=np.int64)
+        seen: dict[int, int] = {}
+        unknown = 0
+        for i, event in enumerate(events):
+            row = index.pop(event.case_id, _NO_ROW)
+            if row == _NO_ROW:
+                row = store.open_row(event.case_id)
+            rows[i] = row
+            count = seen.get(row, 0)
+            generation[i] = count
+            seen[row] = count + 1
+            activity = activity_ids.get(event.name, unknown_id)
+            unknown += activity == unknown_id
+            activities[i] = activity
+            timestamp = event.timestamp
+            timestamps[i] = math.nan if timestamp is None else timestamp
+            partitions[i] = event.partition
+            offsets[i] = event.offset
+            for j, name in enumerate(attribute_names):
+                value = event.attributes.get(name)
+                ids = attribute_ids[j]
+                attributes[i, j] = len(ids) + 1 if value is None else ids.get(str(value), len(ids))
+            if event.close or event.name in end_activities:
+                closing[i] = True
+            else:
+                index[event.case_id] = row
+        self.unknown_activity_events += unknown
+        return _RoutedBatch(
+            events, rows, activities, attributes, timestamps, partitions, offsets,
+            generation, closing,
+        )  # fmt: skip
+
+    def _merge_case_attributes(self, batch: _RoutedBatch, selected: IntArray) -> None:
+        if not (self._numeric_case or self._categorical_case):
+            return
+        store = self.store
+        for i in selected.tolist():
+            row = int(batch.rows[i])
+            for name, value in batch.events[i].attributes.items():
+                column = self._numeric_case.get(name)
+                if column is not None:
+                    try:
+                        store.case_numeric[row, column] = float(value)
+                    except (TypeError, ValueError):
+                        store.case_numeric[row, column] = math.nan
+                    continue
+                categorical = self._categorical_case.get(name)
+                if categorical is not None:
+                    column, ids, unknown = categorical
+                    store.case_categorical[row, column] = ids.get(str(value), unknown)
+
+    def _take_least_recent(self, count: int) -> IntArray:
+        index = self.store.index
+        # One scan from the front, then pops: repeated next(iter(index)) would rescan the
+        # deleted slots at the front of the dict each time.
+        case_ids = list(itertools.islice(index, count))
+        return np.fromiter((index.pop(c) for c in case_ids), dtype=np.int64, count=len(case_ids))
+
+    def _due(
+        self,
+        rows: IntArray,
+        case_ids: list[str],
+        triggers: list[Trigger],
+        closed: bool | np.ndarray,
+    ) -> tuple[Snapshot, Features]:
+        closed_mask = np.broadcast_to(np.asarray(closed, dtype=np.bool_), rows.shape).copy()
+        snap = snapshot(self.store, rows, case_ids, triggers, closed_mask)
+        return snap, self._gatherer.gather(self.store, rows, closed_mask)
+
+    def _due_leaving(self, rows: IntArray, trigger: Trigger) -> tuple[Snapshot, Features]:
+        case_ids = [self.store.case_ids[row] for row in rows.tolist()]
+        return self._due(rows, case_ids, [trigger] * len(case_ids), False)
+
+    def _evaluate(
+        self,
+        parts: list[tuple[Snapshot, Features]],
+        source_topic: str | None,
+        now: float | None = None,
+    ) -> list[StreamingEvaluation]:
+        if not parts:
+            return []
+        snap = Snapshot.concat([p[0] for p in parts])
+        if len(parts) == 1:
+            features = parts[0][1]
+        else:
+            features = {name: np.concatenate([p[1][name] for p in parts]) for name in parts[0][1]}
+        scores = self.scorer.run(features, len(snap))
+        return self._records.build(
+            snap,
+            scores,
+            threshold=self.scorer.threshold,
+            source_topic=source_topic,
+            now=self._clock() if now is None else now,
+        )
+
+
+class _RoutedBatch:
+    """A batch after routing: one entry per event, grouped into generations.
+
+    Generation g holds the g-th event of each case in the batch, so a generation never touches
+    a row twice and applies with plain fancy indexing; scoring after each generation gives the
+    every-event policy the state after each event.
+    """
+
+    __slots__ = (
+        "activities", "attributes", "closing", "events", "generation", "offsets",
+        "partitions", "rows", "timestamps",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        events: Sequence[StreamingEvent],
+        rows: IntArray,
+        activities: IntArray,
+        attributes: IntArray,
+        timestamps: np.ndarray,
+        partitions: IntArray,
+        offsets: IntArray,
+        generation: IntArray,
+        closing: np.ndarray,
+    ) -> None:
+        self.events = events
+        self.rows = rows
+        self.activities = activities
+        self.attributes = attributes
+        self.timestamps = timestamps
+        self.partitions = partitions
+        self.offsets = offsets
+        self.generation = generation
+        self.closing = closing
+
+    def generations(self) -> Iterator[IntArray]:
+        if int(self.generation.max()) == 0:
+            yield np.arange(len(self.rows), dtype=np.int64)
+            return
+        order = np.argsort(self.generation, kind="stable")
+        bounds = np.searchsorted(self.generation[order], np.arange(self.generation.max() + 2))
+        for g in range(len(bounds) - 1):
+            yield order[bounds[g] : bounds[g + 1]]

@@ -1,0 +1,63 @@
+"""Input events and output evaluations: the records casewatch reads and writes."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+Trigger = Literal["close", "event", "timeout", "evicted", "request"]
+
+
+class StreamingEvent(msgspec.Struct):
+    """One event of one case.
+
+    ``timestamp`` is epoch seconds (None when the source has none). ``close`` marks the case's
+    last event. ``partition``/``offset`` locate the Kafka record the event came from (-1 offline).
+    """
+
+    case_id: str
+    name: str
+    timestamp: float | None = None
+    attributes: dict[str, Any] = {}
+    close: bool = False
+    partition: int = -1
+    offset: int = -1
+
+
+class ModelIdentity(msgspec.Struct, frozen=True):
+    name: str
+    version: str
+    sha256: str
+
+
+class Source(msgspec.Struct, frozen=True):
+    topic: str | None
+    partition: int
+    offset: int
+
+
+class TransitionResidual(msgspec.Struct, frozen=True):
+    transition: str
+    residual: float
+
+
+class StreamingEvaluation(msgspec.Struct):
+    """The verdict on one case at one point of its life; the output topic's record (JSON)."""
+
+    evaluation_id: str
+    case_id: str
+    n_events: int
+    trace_score: float
+    threshold: float
+    anomalous: bool
+    per_transition_residuals: dict[str, float]
+    top_transitions: list[TransitionResidual]
+    closed: bool
+    trigger: Trigger
+    first_event_at: float | None
+    last_event_at: float | None
+    evaluated_at: float
+    model: ModelIdentity
+    source: Source
+    unknown_activities: int = 0

@@ -1,0 +1,95 @@
+"""The daemon's producer: every output record is tracked until its delivery report arrives.
+
+Delivery callbacks run inside ``poll``/``flush`` on the loop's thread. They never raise: they count
+the report and keep the first failure, which ``flush`` raises as DeliveryFailure so that no input
+offset is committed past an output that was lost.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import confluent_kafka
+
+from casewatch._errors import DeliveryFailure, KafkaFailure
+
+Headers = list[tuple[str, bytes]]
+
+
+class OutputProducer:
+    """An idempotent producer with a bounded count of undelivered records."""
+
+    def __init__(self, config: dict[str, Any], *, max_pending: int) -> None:
+        try:
+            self._producer: Any = confluent_kafka.Producer(config)
+        except confluent_kafka.KafkaException as exc:
+            raise KafkaFailure(f"cannot create the producer: {exc}") from exc
+        self.max_pending = max_pending
+        self.pending = 0
+        self.delivered = 0
+        self.failed = 0
+        self.first_error: str | None = None
+
+    def produce(
+        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None
+    ) -> None:
+        while True:
+            try:
+                self._producer.produce(
+                    topic, value=value, key=key, headers=headers, on_delivery=self._on_delivery
+                )
+                break
+            except BufferError:
+                # librdkafka's queue is full: serve delivery reports to make room, then retry.
+                self._producer.poll(0.05)
+            except confluent_kafka.KafkaException as exc:
+                raise KafkaFailure(f"cannot produce to {topic!r}: {exc}") from exc
+        self.pending += 1
+
+    def poll(self, timeout: float = 0.0) -> None:
+        self._producer.poll(timeout)
+
+    def over_limit(self) -> bool:
+        return self.pending > self.max_pending
+
+    def drain_below(self, target: int, *, poll_other: Any = None) -> None:
+        """Serve delivery reports until at most ``target`` records are undelivered.
+
+        ``poll_other`` is called between waits so a paused consumer keeps its group membership.
+        """
+        while self.pending > target:
+            self._producer.poll(0.1)
+            self.raise_first_error()
+            if poll_other is not None:
+                poll_other()
+
+    def flush(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for every record; True when all are delivered.
+
+        Raises DeliveryFailure when any record has failed since the producer started.
+        """
+        deadline = time.monotonic() + timeout
+        while self.pending > 0:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._producer.flush(remaining)
+        self.raise_first_error()
+        return self.pending == 0
+
+    def queue_length(self) -> int:
+        return len(self._producer)
+
+    def raise_first_error(self) -> None:
+        if self.first_error is not None:
+            raise DeliveryFailure(f"output not delivered: {self.first_error}")
+
+    def _on_delivery(self, error: Any, message: Any) -> None:
+        self.pending -= 1
+        if error is None:
+            self.delivered += 1
+            return
+        self.failed += 1
+        if self.first_error is None:
+            self.first_error = f"{message.topic()}[{message.partition()}]: {error.str()}"

@@ -1,0 +1,76 @@
+"""Choosing the anomaly threshold from unlabelled training scores.
+
+``otsu`` (the default) splits the score histogram where the between-class variance is largest.
+Scores of the reference scorer are log-likelihood ratios: normal cases pile up near 0 and cases
+containing an event the process (almost) never produces form a second mode far to the right, so
+the split between the two modes is where the threshold belongs, whatever share of the training
+data is anomalous. ``mad`` (median + 3 scaled MADs) is the classic robust rule; it assumes one
+mode and sits inside the normal mode's tail when anomalies are frequent. ``ratio`` is a fixed
+likelihood ratio of 20 (log 20 = 3.0): an event 20 times less likely than the expected one.
+
+Whatever the method, the threshold never goes below a likelihood ratio of 10 (``FLOOR``): on a
+log with no anomalies at all, a histogram split would otherwise land inside normal variation,
+such as a choice between two branches taken 1:3.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+ThresholdMethod = Literal["otsu", "mad", "ratio"]
+Scores = npt.NDArray[np.float64]
+
+_BINS = 256
+FLOOR = math.log(10.0)
+
+
+def otsu(scores: Scores) -> float:
+    low, high = float(scores.min()), float(scores.max())
+    if math.isclose(low, high):
+        return high
+    counts, edges = np.histogram(scores, bins=_BINS, range=(low, high))
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight_below = np.cumsum(counts)
+    mass_below = np.cumsum(counts * centres)
+    total_weight, total_mass = weight_below[-1], mass_below[-1]
+    weight_above = total_weight - weight_below
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_below = mass_below / weight_below
+        mean_above = (total_mass - mass_below) / weight_above
+        between = weight_below * weight_above * (mean_below - mean_above) ** 2
+    between = np.nan_to_num(between, nan=-1.0)
+    # Every split inside an empty gap between the modes scores the same; take the gap's middle
+    # rather than its left edge, which hugs the normal cases.
+    best = np.flatnonzero(between >= between.max() * (1 - 1e-9))
+    return float((edges[best[0] + 1] + edges[best[-1] + 1]) / 2)
+
+
+def median_mad(scores: Scores) -> float:
+    median = float(np.median(scores))
+    mad = float(np.median(np.abs(scores - median))) * 1.4826
+    return median + 3.0 * mad
+
+
+def fixed_ratio(scores: Scores) -> float:
+    del scores
+    return math.log(20.0)
+
+
+METHODS: dict[str, Callable[[Scores], float]] = {
+    "otsu": otsu,
+    "mad": median_mad,
+    "ratio": fixed_ratio,
+}
+
+
+def calibrate(scores: Scores, method: ThresholdMethod = "otsu") -> float:
+    """Threshold for ``score > threshold`` flags, from unlabelled scores."""
+    finite = scores[np.isfinite(scores)]
+    if finite.size == 0:
+        raise ValueError("no finite scores to calibrate on")
+    return max(FLOOR, float(METHODS[method](finite)))

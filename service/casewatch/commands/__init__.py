@@ -1,0 +1,1 @@
+"""One module per ``casewatch`` subcommand: ``configure(parser)`` and ``run(args) -> int``."""

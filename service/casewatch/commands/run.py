@@ -1,0 +1,71 @@
+"""``casewatch run``: the daemon, configured by ``CASEWATCH_*`` environment variables.
+
+Exit codes: 0 after SIGTERM/SIGINT and a clean shutdown, 1 on a fatal failure (model, Kafka,
+undelivered output), 2 on invalid configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from types import FrameType
+
+from casewatch._daemon import Daemon
+from casewatch._decode import INVALID_REASONS
+from casewatch._errors import CasewatchError
+from casewatch._evaluator import StreamingEvaluator
+from casewatch._logging import configure_logging, get_logger
+from casewatch._settings import Settings, load_settings
+from casewatch._telemetry import Telemetry
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = "All settings come from CASEWATCH_* environment variables."
+
+
+def load_evaluator(settings: Settings) -> StreamingEvaluator:
+    """The evaluator the settings describe; raises ModelError when the model cannot be used."""
+    return StreamingEvaluator(
+        settings.model_path,
+        score_on_every_event=settings.score_policy == "every_event",
+        end_activities=settings.end_activities,
+        idle_ttl=settings.idle_ttl_seconds,
+        max_open_cases=settings.max_open_cases,
+        intra_op_threads=settings.intra_op_threads,
+        contract_path=settings.contract_path,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    log = get_logger("casewatch.run")
+    evaluator = load_evaluator(settings)
+    telemetry = Telemetry(invalid_reasons=INVALID_REASONS)
+    identity = evaluator.identity
+    telemetry.set_model(identity.name, identity.version, identity.sha256)
+    telemetry.set_model_loaded(True)
+    host, port = telemetry.serve(settings.metrics_host, settings.metrics_port)
+    try:
+        daemon = Daemon(settings, evaluator, telemetry)
+
+        def request_stop(signum: int, frame: FrameType | None) -> None:
+            daemon.request_stop()
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        log.info(
+            "starting",
+            model=identity.name,
+            model_version=identity.version,
+            metrics=f"http://{host}:{port}/metrics",
+            settings=settings.redacted(),
+        )
+        try:
+            daemon.run()
+        except CasewatchError as exc:
+            log.error("daemon_failed", error=str(exc))
+            raise
+    finally:
+        telemetry.close()
+    return 0

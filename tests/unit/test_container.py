@@ -1,0 +1,173 @@
+"""Static checks of the container build and the compose stack (no Docker engine needed)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from casewatch._settings import KAFKA_ENV_PREFIX, Settings, env_name
+
+ROOT = Path(__file__).parents[2]
+DOCKERFILE = ROOT / "Dockerfile"
+COMPOSE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / "config" / "casewatch.env.example"
+PROMETHEUS = ROOT / "config" / "prometheus.yml"
+GRAFANA_DATASOURCES = ROOT / "config" / "grafana" / "provisioning" / "datasources"
+
+SETTINGS_ENV = {env_name(name) for name in Settings.model_fields if name != "kafka"}
+ENV_NAME = re.compile(r"\bCASEWATCH_[A-Z0-9_]+")
+
+
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    return loaded
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with continuation lines joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text(encoding="utf-8"))
+    instructions = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            keyword, _, rest = stripped.partition(" ")
+            instructions.append((keyword.upper(), rest.strip()))
+    return instructions
+
+
+def assert_known(names: set[str], where: str) -> None:
+    unknown = {
+        name for name in names if name not in SETTINGS_ENV and not name.startswith(KAFKA_ENV_PREFIX)
+    }
+    assert not unknown, f"{where} uses CASEWATCH_* names that are not settings: {sorted(unknown)}"
+
+
+def test_dockerfile_is_multi_stage() -> None:
+    stages = [args for keyword, args in dockerfile_instructions() if keyword == "FROM"]
+    assert len(stages) >= 2
+    assert any(" AS " in stage.upper() for stage in stages)
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    assert "python:3.11-slim" in text
+    assert "pip wheel" in text
+    assert re.search(r"from=build", text), "the runtime stage takes the wheels from the build stage"
+
+
+def test_dockerfile_runs_as_non_root() -> None:
+    users = [args for keyword, args in dockerfile_instructions() if keyword == "USER"]
+    assert users, "no USER instruction"
+    user = users[-1].split(":")[0]
+    assert user not in {"root", "0"}
+
+
+def test_dockerfile_health_check_hits_healthz_without_curl() -> None:
+    checks = [args for keyword, args in dockerfile_instructions() if keyword == "HEALTHCHECK"]
+    assert len(checks) == 1
+    assert "/healthz" in checks[0]
+    assert "urllib" in checks[0]
+    assert "curl" not in checks[0]
+    assert "9108" in checks[0]
+
+
+def test_dockerfile_entrypoint_model_and_env() -> None:
+    instructions = dockerfile_instructions()
+    assert ("ENTRYPOINT", '["casewatch"]') in instructions
+    assert ("CMD", '["run"]') in instructions
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    assert "CASEWATCH_MODEL_PATH=/app/models/reference.onnx" in text
+    assert re.search(r"COPY\b.*\bmodels/ /app/models/", text)
+    assert (ROOT / "models" / "reference.onnx").exists()
+    assert_known(set(ENV_NAME.findall(text)), "Dockerfile")
+
+
+def test_dockerignore_keeps_the_build_context_small() -> None:
+    ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
+    for entry in (".venv", ".git", "tests"):
+        assert entry in ignored
+
+
+def test_compose_services_and_ports() -> None:
+    services = compose()["services"]
+    assert {"kafka", "topic-init", "casewatch", "producer", "prometheus", "grafana"} <= set(
+        services
+    )
+    assert "9108:9108" in services["casewatch"]["ports"]
+    assert "9090:9090" in services["prometheus"]["ports"]
+    assert "3000:3000" in services["grafana"]["ports"]
+    assert services["casewatch"]["build"] == "."
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+
+
+def test_compose_kafka_runs_kraft() -> None:
+    environment = compose()["services"]["kafka"]["environment"]
+    assert "broker" in environment["KAFKA_PROCESS_ROLES"]
+    assert "controller" in environment["KAFKA_PROCESS_ROLES"]
+    assert "KAFKA_CONTROLLER_QUORUM_VOTERS" in environment
+    assert "kafka:9092" in environment["KAFKA_ADVERTISED_LISTENERS"]
+
+
+def test_compose_wiring() -> None:
+    services = compose()["services"]
+    casewatch = services["casewatch"]
+    assert casewatch["environment"]["CASEWATCH_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    assert casewatch["depends_on"]["topic-init"]["condition"] == "service_completed_successfully"
+    command = services["producer"]["command"]
+    assert command[0] == "produce"
+    assert (
+        command[command.index("--topic") + 1] == casewatch["environment"]["CASEWATCH_INPUT_TOPIC"]
+    )
+    assert any(arg.endswith("p2p-0.3-1.csv.gz") for arg in command)
+    volumes = services["prometheus"]["volumes"]
+    assert any(v.startswith("./config/prometheus.yml:") for v in volumes)
+    assert any("grafana/provisioning" in v for v in services["grafana"]["volumes"])
+
+
+def test_compose_env_names_are_settings() -> None:
+    names: set[str] = set()
+    for service in compose()["services"].values():
+        environment = service.get("environment", {})
+        keys = (
+            environment if isinstance(environment, dict) else [e.split("=")[0] for e in environment]
+        )
+        names |= {key for key in keys if key.startswith("CASEWATCH_")}
+    assert names
+    assert_known(names, "docker-compose.yml")
+    assert_known(set(ENV_NAME.findall(COMPOSE.read_text(encoding="utf-8"))), "docker-compose.yml")
+
+
+def test_env_example_lists_every_setting_with_its_default() -> None:
+    text = ENV_EXAMPLE.read_text(encoding="utf-8")
+    assigned = dict(re.findall(r"^#?\s*(CASEWATCH_[A-Z0-9_]+)=(.*)$", text, flags=re.MULTILINE))
+    assert_known(set(assigned), "casewatch.env.example")
+    assert set(assigned) >= SETTINGS_ENV, sorted(SETTINGS_ENV - set(assigned))
+    for name, field in Settings.model_fields.items():
+        if isinstance(field.default, int | float | str) and not isinstance(field.default, bool):
+            assert assigned[env_name(name)] == str(field.default), name
+
+
+def test_env_example_values_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    from casewatch._settings import load_settings
+
+    text = ENV_EXAMPLE.read_text(encoding="utf-8")
+    for name, value in re.findall(r"^#\s*(CASEWATCH_[A-Z0-9_]+)=(.*)$", text, flags=re.MULTILINE):
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.kafka["sasl.mechanism"] == "SCRAM-SHA-512"
+    assert settings.contract_path is None
+
+
+def test_prometheus_scrapes_casewatch() -> None:
+    config = yaml.safe_load(PROMETHEUS.read_text(encoding="utf-8"))
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    targets = [t for c in jobs["casewatch"]["static_configs"] for t in c["targets"]]
+    assert "casewatch:9108" in targets
+
+
+def test_grafana_datasource_is_provisioned() -> None:
+    files = list(GRAFANA_DATASOURCES.glob("*.yml"))
+    assert files
+    sources = [s for f in files for s in yaml.safe_load(f.read_text())["datasources"]]
+    assert any(s["type"] == "prometheus" and s["url"] == "http://prometheus:9090" for s in sources)

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from casewatch import Scorer, StreamingEvaluator
+from casewatch._logs import Trace
+from casewatch._threshold import FLOOR, calibrate
+from casewatch._train import TrainOptions, train
+from tests.unit.conftest import make_trace, normal_traces
+
+REPO = Path(__file__).parents[2]
+BUNDLED = REPO / "service" / "casewatch" / "data" / "p2p-0.3-1.csv.gz"
+SHARED = REPO.parent / "shared" / "data" / "eventlogs" / "p2p-0.3-1.csv.gz"
+
+
+def with_anomalies() -> list[Trace]:
+    traces = normal_traces(400)
+    patterns = ["ACBE", "ABE", "AEBC", "ABCBDE", "BACE"]
+    for n, i in enumerate(range(0, 400, 10)):
+        traces[i] = make_trace(f"a{i}", patterns[n % len(patterns)], label=True)
+    return traces
+
+
+def test_labels_never_influence_the_model(tmp_path: Path) -> None:
+    traces = with_anomalies()
+    relabelled = [Trace(t.case_id, t.events, not t.label, "x", (0,)) for t in traces]
+    first = train(traces, tmp_path / "a.onnx", TrainOptions(name="m", version="1"), source="x")
+    second = train(relabelled, tmp_path / "b.onnx", TrainOptions(name="m", version="1"), source="x")
+    assert first.threshold == second.threshold
+    a, b = onnx.load(str(first.path)), onnx.load(str(second.path))
+    assert a.graph.SerializeToString() == b.graph.SerializeToString()
+
+
+def test_trained_model_flags_the_injected_anomalies(tmp_path: Path) -> None:
+    report = train(with_anomalies(), tmp_path / "m.onnx",
+                   TrainOptions(name="m", version="1", train_fraction=0.5), source="x")  # fmt: skip
+    assert report.held_out is not None and report.held_out.quality is not None
+    assert report.held_out.quality.f1 > 0.95
+    card = report.card.read_text()
+    assert "Labels in the log are never read" in card and "| precision |" in card
+    assert Scorer(report.path).threshold == report.threshold
+
+
+def test_threshold_methods() -> None:
+    rng = np.random.default_rng(1)
+    scores = np.concatenate([rng.normal(0.5, 0.3, 700), rng.normal(8, 1, 300)])
+    assert 2 < calibrate(scores, "otsu") < 5
+    assert calibrate(np.abs(rng.normal(0, 0.2, 1000)), "otsu") == FLOOR
+    assert calibrate(scores, "ratio") == pytest.approx(np.log(20))
+    assert calibrate(scores, "mad") >= FLOOR
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "casewatch.cli", *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_train_then_score_protocol_prints_f1(tmp_path: Path) -> None:
+    log = SHARED if SHARED.exists() else BUNDLED
+    model = tmp_path / "m.onnx"
+    trained = run_cli("train", str(log), "--train-fraction", "0.5", "--out", str(model))
+    assert trained.returncode == 0, trained.stderr
+    assert model.with_suffix(".md").exists()
+    out = tmp_path / "evaluations.jsonl"
+    scored = run_cli("score", str(log), "--model", str(model), "--skip-fraction", "0.5",
+                     "--out", str(out))  # fmt: skip
+    assert scored.returncode == 0, scored.stderr
+    f1 = float(scored.stdout.split("F1 ")[1].split()[0])
+    assert f1 > 0.85
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 2500 and all(r["closed"] for r in records)
+    assert {"evaluation_id", "per_transition_residuals", "top_transitions", "model"} <= set(
+        records[0]
+    )
+
+
+def test_every_event_policy_from_the_command_line(tiny_model: Path, tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_text(
+        "\n".join(
+            json.dumps({"case_id": c, "activity": a, "attributes": {"user": u}})
+            for c, a, u in [
+                ("1", "A", "ann"),
+                ("1", "B", "bob"),
+                ("2", "A", "ann"),
+                ("1", "E", "eve"),
+            ]
+        )
+    )
+    out = tmp_path / "e.jsonl"
+    result = run_cli("score", str(log), "--model", str(tiny_model), "--policy", "every-event",
+                     "--out", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert len(out.read_text().splitlines()) == 4
+    assert "no labels" in result.stderr
+
+
+def test_reference_model_ships_and_validates() -> None:
+    evaluator = StreamingEvaluator(REPO / "models" / "reference.onnx")
+    assert evaluator.identity.name == "reference"
+    assert (REPO / "models" / "reference.md").exists()
