@@ -8,7 +8,6 @@ case bound is exceeded. Every case that leaves memory gets a final evaluation.
 from __future__ import annotations
 
 import itertools
-import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -18,10 +17,9 @@ import numpy as np
 from casewatch._events import ModelIdentity, StreamingEvaluation, StreamingEvent, Trigger
 from casewatch._features import FeatureGatherer, Snapshot, snapshot
 from casewatch._records import RecordBuilder
+from casewatch._routing import Router
 from casewatch._scorer import Features, Scorer
 from casewatch._store import CaseStore, IntArray, StoreShape
-
-_NO_ROW = -1
 
 
 class StreamingEvaluator:
@@ -66,13 +64,7 @@ class StreamingEvaluator:
             self.scorer.features, [len(a.values) for a in contract.categorical_case_attributes]
         )
         self._records = RecordBuilder(self.scorer.activities, self.scorer.identity, top_k=top_k)
-        self._event_attribute_names = [a.name for a in contract.event_attributes]
-        self._numeric_case = {n: i for i, n in enumerate(contract.numeric_case_attributes)}
-        self._categorical_case = {
-            a.name: (i, {v: j for j, v in enumerate(a.values)}, len(a.values))
-            for i, a in enumerate(contract.categorical_case_attributes)
-        }
-        self.unknown_activity_events = 0
+        self._router = Router(self.store, self.scorer, self.end_activities)
 
     # -- identity and inspection ---------------------------------------------------------------
 
@@ -83,6 +75,11 @@ class StreamingEvaluator:
     @property
     def threshold(self) -> float:
         return self.scorer.threshold
+
+    @property
+    def unknown_activity_events(self) -> int:
+        """Events whose activity the model does not know, since start."""
+        return self._router.unknown_activity_events
 
     @property
     def open_case_count(self) -> int:
@@ -136,7 +133,7 @@ class StreamingEvaluator:
         """Route a batch into the store and score every case it made due, in one model call."""
         if not events:
             return []
-        batch = self._route(events)
+        batch = self._router.route(events)
         now = self._clock()
         store = self.store
         parts: list[tuple[Snapshot, Features]] = []
@@ -152,7 +149,7 @@ class StreamingEvaluator:
                 batch.offsets[selected],
                 now,
             )
-            self._merge_case_attributes(batch, selected)
+            self._router.merge_case_attributes(batch, selected)
             closing = batch.closing[selected]
             due = selected if self.score_on_every_event else selected[closing]
             if due.size:
@@ -209,73 +206,6 @@ class StreamingEvaluator:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _route(self, events: Sequence[StreamingEvent]) -> _RoutedBatch:
-        store = self.store
-        index = store.index
-        activity_ids = self.scorer.activity_ids
-        unknown_id = store.shape.unknown_id
-        end_activities = self.end_activities
-        attribute_names = self._event_attribute_names
-        attribute_ids = self.scorer.event_attribute_ids
-        n = len(events)
-        rows = np.empty(n, dtype=np.int64)
-        activities = np.empty(n, dtype=np.int64)
-        generation = np.empty(n, dtype=np.int64)
-        closing = np.zeros(n, dtype=np.bool_)
-        timestamps = np.empty(n, dtype=np.float64)
-        partitions = np.empty(n, dtype=np.int64)
-        offsets = np.empty(n, dtype=np.int64)
-        attributes = np.empty((n, len(attribute_names)), dtype=np.int64)
-        seen: dict[int, int] = {}
-        unknown = 0
-        for i, event in enumerate(events):
-            row = index.pop(event.case_id, _NO_ROW)
-            if row == _NO_ROW:
-                row = store.open_row(event.case_id)
-            rows[i] = row
-            count = seen.get(row, 0)
-            generation[i] = count
-            seen[row] = count + 1
-            activity = activity_ids.get(event.name, unknown_id)
-            unknown += activity == unknown_id
-            activities[i] = activity
-            timestamp = event.timestamp
-            timestamps[i] = math.nan if timestamp is None else timestamp
-            partitions[i] = event.partition
-            offsets[i] = event.offset
-            for j, name in enumerate(attribute_names):
-                value = event.attributes.get(name)
-                ids = attribute_ids[j]
-                attributes[i, j] = len(ids) + 1 if value is None else ids.get(str(value), len(ids))
-            if event.close or event.name in end_activities:
-                closing[i] = True
-            else:
-                index[event.case_id] = row
-        self.unknown_activity_events += unknown
-        return _RoutedBatch(
-            events, rows, activities, attributes, timestamps, partitions, offsets,
-            generation, closing,
-        )  # fmt: skip
-
-    def _merge_case_attributes(self, batch: _RoutedBatch, selected: IntArray) -> None:
-        if not (self._numeric_case or self._categorical_case):
-            return
-        store = self.store
-        for i in selected.tolist():
-            row = int(batch.rows[i])
-            for name, value in batch.events[i].attributes.items():
-                column = self._numeric_case.get(name)
-                if column is not None:
-                    try:
-                        store.case_numeric[row, column] = float(value)
-                    except (TypeError, ValueError):
-                        store.case_numeric[row, column] = math.nan
-                    continue
-                categorical = self._categorical_case.get(name)
-                if categorical is not None:
-                    column, ids, unknown = categorical
-                    store.case_categorical[row, column] = ids.get(str(value), unknown)
-
     def _take_least_recent(self, count: int) -> IntArray:
         index = self.store.index
         # One scan from the front, then pops: repeated next(iter(index)) would rescan the
@@ -319,48 +249,3 @@ class StreamingEvaluator:
             source_topic=source_topic,
             now=self._clock() if now is None else now,
         )
-
-
-class _RoutedBatch:
-    """A batch after routing: one entry per event, grouped into generations.
-
-    Generation g holds the g-th event of each case in the batch, so a generation never touches
-    a row twice and applies with plain fancy indexing; scoring after each generation gives the
-    every-event policy the state after each event.
-    """
-
-    __slots__ = (
-        "activities", "attributes", "closing", "events", "generation", "offsets",
-        "partitions", "rows", "timestamps",
-    )  # fmt: skip
-
-    def __init__(
-        self,
-        events: Sequence[StreamingEvent],
-        rows: IntArray,
-        activities: IntArray,
-        attributes: IntArray,
-        timestamps: np.ndarray,
-        partitions: IntArray,
-        offsets: IntArray,
-        generation: IntArray,
-        closing: np.ndarray,
-    ) -> None:
-        self.events = events
-        self.rows = rows
-        self.activities = activities
-        self.attributes = attributes
-        self.timestamps = timestamps
-        self.partitions = partitions
-        self.offsets = offsets
-        self.generation = generation
-        self.closing = closing
-
-    def generations(self) -> Iterator[IntArray]:
-        if int(self.generation.max()) == 0:
-            yield np.arange(len(self.rows), dtype=np.int64)
-            return
-        order = np.argsort(self.generation, kind="stable")
-        bounds = np.searchsorted(self.generation[order], np.arange(self.generation.max() + 2))
-        for g in range(len(bounds) - 1):
-            yield order[bounds[g] : bounds[g + 1]]

@@ -34,7 +34,9 @@ def case_events(cases: int, *, close_marker: bool = True) -> list[StreamingEvent
     return list(interleave(bundled_traces()[:cases], close_marker=close_marker))
 
 
-def produce_events(bootstrap: str, topic: str, events: Iterable[StreamingEvent], rate: float = 0) -> int:
+def produce_events(
+    bootstrap: str, topic: str, events: Iterable[StreamingEvent], rate: float = 0
+) -> int:
     return replay(events, bootstrap_servers=bootstrap, topic=topic, rate=rate).events
 
 

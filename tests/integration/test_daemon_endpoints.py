@@ -90,8 +90,21 @@ def test_round_trip_through_kcat(
             timeout=30,
         )
         consumed = subprocess.run(
-            ["kcat", "-b", kafka_bootstrap, "-C", "-t", topics["output"], "-o", "beginning",
-             "-c", "2", "-f", "%k\\t%s\\n", "-q"],  # fmt: skip
+            [
+                "kcat",
+                "-b",
+                kafka_bootstrap,
+                "-C",
+                "-t",
+                topics["output"],
+                "-o",
+                "beginning",
+                "-c",
+                "2",
+                "-f",
+                "%k\\t%s\\n",
+                "-q",
+            ],  # fmt: skip
             capture_output=True,
             text=True,
             check=True,

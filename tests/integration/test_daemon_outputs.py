@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from tests.integration.daemon_harness import (
     DaemonProcess,
     case_events,
