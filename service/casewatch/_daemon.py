@@ -40,8 +40,11 @@ _CHECKPOINT_FLUSH_SECONDS = 5.0
 
 
 class Evaluator(Protocol):
-    identity: ModelIdentity
-    unknown_activity_events: int
+    @property
+    def identity(self) -> ModelIdentity: ...
+
+    @property
+    def unknown_activity_events(self) -> int: ...
 
     @property
     def open_case_count(self) -> int: ...

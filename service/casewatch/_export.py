@@ -14,7 +14,10 @@ is judged on what the ring still holds rather than on a made-up start.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
@@ -28,10 +31,96 @@ from casewatch._contract import (
 from casewatch._ngram import NGramTables
 
 OPSET = 18
+IR_VERSION = 9
 
 
-def _const(name: str, array: np.ndarray) -> onnx.TensorProto:
-    return numpy_helper.from_array(array, name=name)
+class _GraphBuilder:
+    """Collects nodes and initializers; every helper returns the name of the tensor it made."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+
+    def const(self, name: str, value: npt.ArrayLike, dtype: type = np.int64) -> str:
+        self.initializers.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    def op(self, kind: str, inputs: list[str], output: str, **attributes: Any) -> str:
+        self.nodes.append(helper.make_node(kind, inputs, [output], **attributes))
+        return output
+
+    def columns(self, source: str, start: int, stop: int, name: str, axis: int = 1) -> str:
+        """``source[:, start:stop]`` (or ``source[start:stop]`` with axis 0)."""
+        starts = self.const(f"{name}_start", [start])
+        stops = self.const(f"{name}_stop", [stop])
+        axes = self.const(f"{name}_axis", [axis])
+        return self.op("Slice", [source, starts, stops, axes], name)
+
+    def flat_index(self, digits: list[str], base: str, name: str) -> str:
+        """Mixed-radix index ((d0 * base + d1) * base + d2 ...) of id tensors."""
+        flat = digits[0]
+        for position, digit in enumerate(digits[1:], start=1):
+            scaled = self.op("Mul", [flat, base], f"{name}_scaled{position}")
+            flat = self.op("Add", [scaled, digit], f"{name}_{position}")
+        return flat
+
+
+def _event_scores(g: _GraphBuilder, tables: NGramTables, k: int) -> str:
+    order = tables.order
+    g.op("Pad", ["sequence", g.const("context_pads", [0, order - 1, 0, 0]), "pad_id"], "padded")
+    windows = [g.columns("padded", lag, lag + k, f"ids{lag}") for lag in range(order)]
+    flat = g.flat_index(windows, "vocabulary", "context")
+    transition = g.op("Gather", ["transition_scores", flat], "transition_raw", axis=0)
+    # A position counts when it holds an event and its whole context is known: either the ring
+    # still holds the case from its start, or the position is far enough from the ring's edge.
+    g.op("Not", [g.op("Equal", ["sequence", "pad_id"], "is_pad")], "is_event")
+    g.const("min_full_context", order - 1)
+    g.op("GreaterOrEqual", ["positions", "min_full_context"], "context_in_ring")
+    g.op("LessOrEqual", ["n_events", "ring_size"], "case_in_ring")
+    g.op("Or", ["context_in_ring", "case_in_ring"], "context_known")
+    g.op("And", ["is_event", "context_known"], "valid")
+    g.op("Cast", ["valid"], "valid_f", to=TensorProto.FLOAT)
+    g.op("Cast", ["is_event"], "event_f", to=TensorProto.FLOAT)
+    terms = [g.op("Mul", [transition, "valid_f"], "transition_scores_masked")]
+    for j, values in enumerate(tables.attribute_values):
+        g.const(f"attr{j}_scores", tables.attribute_scores[j].reshape(-1), np.float32)
+        ids = g.op("Gather", ["event_attributes", g.const(f"attr{j}", j)], f"attr{j}_ids", axis=2)
+        row = g.op("Mul", ["sequence", g.const(f"attr{j}_width", len(values) + 2)], f"attr{j}_row")
+        flat_attr = g.op("Add", [row, ids], f"attr{j}_flat")
+        raw = g.op("Gather", [f"attr{j}_scores", flat_attr], f"attr{j}_raw", axis=0)
+        terms.append(g.op("Mul", [raw, "event_f"], f"attr{j}_scores_masked"))
+    return g.op("Max" if len(terms) > 1 else "Identity", terms, "event_scores")
+
+
+def _end_score(g: _GraphBuilder, tables: NGramTables, k: int) -> str:
+    """The transition from the case's last context to END, for closed cases only."""
+    order = tables.order
+    context = [
+        g.columns("padded", k + lag - 1, k + lag, f"end_ids{lag}") for lag in range(1, order)
+    ]
+    flat = g.flat_index([*context, "end_id"], "vocabulary", "end")
+    raw = g.op("Gather", ["transition_scores", flat], "end_raw", axis=0)
+    return g.op("Mul", [raw, "closed"], "end_score")
+
+
+def _residuals_and_score(
+    g: _GraphBuilder, event_scores: str, end_score: str, v: int, t: int, k: int
+) -> None:
+    batch = g.columns(g.op("Shape", ["sequence"], "sequence_shape"), 0, 1, "batch_dim", axis=0)
+    shape = g.op("Concat", [batch, g.const("scatter_width", [v])], "scatter_shape", axis=0)
+    zero = helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0])
+    zeros = g.op("ConstantOfShape", [shape], "zeros", value=zero)
+    # Largest event score per activity id; END is charged to the last activity.
+    by_activity = g.op(
+        "ScatterElements", [zeros, "sequence", event_scores], "by_activity", axis=1, reduction="max"
+    )
+    last = g.columns("sequence", k - 1, k, "last_id")
+    with_end = g.op(
+        "ScatterElements", [by_activity, last, end_score], "with_end", axis=1, reduction="max"
+    )
+    g.columns(with_end, 0, t, "residuals")
+    event_max = g.op("ReduceMax", [event_scores, "axis1"], "event_max", keepdims=1)
+    g.op("Squeeze", [g.op("Max", [event_max, end_score], "score_column"), "axis1"], "score")
 
 
 def build_model(
@@ -44,153 +133,18 @@ def build_model(
     threshold_method: str,
     description: str = "",
 ) -> onnx.ModelProto:
-    t = len(tables.activities)
-    v = tables.vocabulary
-    k = sequence_length
-    pad = t + 1
-    order = tables.order
+    t, v, k = len(tables.activities), tables.vocabulary, sequence_length
     e = len(tables.attribute_names)
-    nodes: list[onnx.NodeProto] = []
-    inits: list[onnx.TensorProto] = [
-        _const("transition_scores", tables.transition_scores.astype(np.float32).reshape(-1)),
-        _const("pad_id", np.array(pad, dtype=np.int64)),
-        _const("vocabulary", np.array(v, dtype=np.int64)),
-        _const("positions", np.arange(k, dtype=np.int64).reshape(1, k)),
-        _const("min_full_context", np.array(order - 1, dtype=np.int64)),
-        _const("ring_size", np.array(float(k), dtype=np.float32)),
-        _const("one", np.array(1, dtype=np.int64)),
-        _const("axis1", np.array([1], dtype=np.int64)),
-        _const("scatter_width", np.array([v], dtype=np.int64)),
-        _const("residual_starts", np.array([0], dtype=np.int64)),
-        _const("residual_ends", np.array([t], dtype=np.int64)),
-        _const("last_start", np.array([k - 1], dtype=np.int64)),
-        _const("last_end", np.array([k], dtype=np.int64)),
-        _const("end_id", np.array(pad, dtype=np.int64)),
-    ]
-    add = nodes.append
-    # Context: pad order-1 start ids on the left, then combine the ids into one flat index.
-    add(helper.make_node("Pad", ["sequence", "context_pads", "pad_id"], ["padded"]))
-    inits.append(_const("context_pads", np.array([0, order - 1, 0, 0], dtype=np.int64)))
-    flat = None
-    for lag in range(order):
-        start, stop = lag, lag + k
-        inits.append(_const(f"lag{lag}_start", np.array([start], dtype=np.int64)))
-        inits.append(_const(f"lag{lag}_stop", np.array([stop], dtype=np.int64)))
-        add(
-            helper.make_node(
-                "Slice", ["padded", f"lag{lag}_start", f"lag{lag}_stop", "axis1"], [f"ids{lag}"]
-            )
-        )
-        if flat is None:
-            flat = f"ids{lag}"
-        else:
-            add(helper.make_node("Mul", [flat, "vocabulary"], [f"scaled{lag}"]))
-            add(helper.make_node("Add", [f"scaled{lag}", f"ids{lag}"], [f"flat{lag}"]))
-            flat = f"flat{lag}"
-    assert flat is not None
-    add(
-        helper.make_node("Gather", ["transition_scores", flat], ["transition_event_scores"], axis=0)
-    )
-    # A position counts when it holds an event and its whole context is known: either the ring
-    # still holds the case from its start, or the position is far enough from the ring's edge.
-    add(helper.make_node("Equal", ["sequence", "pad_id"], ["is_pad"]))
-    add(helper.make_node("Not", ["is_pad"], ["is_event"]))
-    add(helper.make_node("GreaterOrEqual", ["positions", "min_full_context"], ["context_in_ring"]))
-    add(helper.make_node("LessOrEqual", ["n_events", "ring_size"], ["case_in_ring"]))
-    add(helper.make_node("Or", ["context_in_ring", "case_in_ring"], ["context_known"]))
-    add(helper.make_node("And", ["is_event", "context_known"], ["valid"]))
-    add(helper.make_node("Cast", ["valid"], ["valid_f"], to=TensorProto.FLOAT))
-    add(helper.make_node("Cast", ["is_event"], ["event_f"], to=TensorProto.FLOAT))
-    add(helper.make_node("Mul", ["transition_event_scores", "valid_f"], ["masked_transition"]))
-    event_terms = ["masked_transition"]
-    for j in range(e):
-        width = len(tables.attribute_values[j]) + 2
-        inits.append(
-            _const(f"attr{j}_scores", tables.attribute_scores[j].astype(np.float32).reshape(-1))
-        )
-        inits.append(_const(f"attr{j}_width", np.array(width, dtype=np.int64)))
-        inits.append(_const(f"attr{j}_index", np.array(j, dtype=np.int64)))
-        add(
-            helper.make_node(
-                "Gather", ["event_attributes", f"attr{j}_index"], [f"attr{j}_ids"], axis=2
-            )
-        )
-        add(helper.make_node("Mul", ["sequence", f"attr{j}_width"], [f"attr{j}_row"]))
-        add(helper.make_node("Add", [f"attr{j}_row", f"attr{j}_ids"], [f"attr{j}_flat"]))
-        add(
-            helper.make_node(
-                "Gather", [f"attr{j}_scores", f"attr{j}_flat"], [f"attr{j}_raw"], axis=0
-            )
-        )
-        add(helper.make_node("Mul", [f"attr{j}_raw", "event_f"], [f"attr{j}_event_scores"]))
-        event_terms.append(f"attr{j}_event_scores")
-    if len(event_terms) > 1:
-        add(helper.make_node("Max", event_terms, ["event_scores"]))
-    else:
-        add(helper.make_node("Identity", event_terms, ["event_scores"]))
-    # End of a closed case: the transition from the last context to END.
-    end_flat = None
-    for lag in range(1, order):
-        inits.append(_const(f"end{lag}_start", np.array([k + lag - 1], dtype=np.int64)))
-        inits.append(_const(f"end{lag}_stop", np.array([k + lag], dtype=np.int64)))
-        add(
-            helper.make_node(
-                "Slice", ["padded", f"end{lag}_start", f"end{lag}_stop", "axis1"], [f"end_ids{lag}"]
-            )
-        )
-        if end_flat is None:
-            end_flat = f"end_ids{lag}"
-        else:
-            add(helper.make_node("Mul", [end_flat, "vocabulary"], [f"end_scaled{lag}"]))
-            add(helper.make_node("Add", [f"end_scaled{lag}", f"end_ids{lag}"], [f"end_flat{lag}"]))
-            end_flat = f"end_flat{lag}"
-    if end_flat is None:
-        add(helper.make_node("Identity", ["end_id"], ["end_index"]))
-    else:
-        add(helper.make_node("Mul", [end_flat, "vocabulary"], ["end_scaled"]))
-        add(helper.make_node("Add", ["end_scaled", "end_id"], ["end_index"]))
-    add(helper.make_node("Gather", ["transition_scores", "end_index"], ["end_raw"], axis=0))
-    add(helper.make_node("Mul", ["end_raw", "closed"], ["end_score"]))
-    # Residuals: the largest event score per activity; END is charged to the last activity.
-    add(helper.make_node("Shape", ["sequence"], ["batch_and_ring"]))
-    add(helper.make_node("Slice", ["batch_and_ring", "residual_starts", "one_vec"], ["batch_dim"]))
-    inits.append(_const("one_vec", np.array([1], dtype=np.int64)))
-    add(helper.make_node("Concat", ["batch_dim", "scatter_width"], ["scatter_shape"], axis=0))
-    add(
-        helper.make_node(
-            "ConstantOfShape",
-            ["scatter_shape"],
-            ["zeros"],
-            value=helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]),
-        )
-    )
-    add(
-        helper.make_node(
-            "ScatterElements",
-            ["zeros", "sequence", "event_scores"],
-            ["scattered"],
-            axis=1,
-            reduction="max",
-        )
-    )
-    add(helper.make_node("Slice", ["sequence", "last_start", "last_end", "axis1"], ["last_id"]))
-    add(
-        helper.make_node(
-            "ScatterElements",
-            ["scattered", "last_id", "end_score"],
-            ["with_end"],
-            axis=1,
-            reduction="max",
-        )
-    )
-    add(
-        helper.make_node(
-            "Slice", ["with_end", "residual_starts", "residual_ends", "axis1"], ["residuals"]
-        )
-    )
-    add(helper.make_node("ReduceMax", ["event_scores", "axis1"], ["event_max"], keepdims=1))
-    add(helper.make_node("Max", ["event_max", "end_score"], ["score_column"]))
-    add(helper.make_node("Squeeze", ["score_column", "axis1"], ["score"]))
+    g = _GraphBuilder()
+    g.const("transition_scores", tables.transition_scores.reshape(-1), np.float32)
+    g.const("pad_id", t + 1)
+    g.const("end_id", [[t + 1]])
+    g.const("vocabulary", v)
+    g.const("positions", np.arange(k).reshape(1, k))
+    g.const("ring_size", float(k), np.float32)
+    g.const("axis1", [1])
+    events = _event_scores(g, tables, k)
+    _residuals_and_score(g, events, _end_score(g, tables, k), v, t, k)
 
     inputs = [
         helper.make_tensor_value_info("sequence", TensorProto.INT64, ["batch", k]),
@@ -211,11 +165,11 @@ def build_model(
         helper.make_tensor_value_info("residuals", TensorProto.FLOAT, ["batch", t]),
         helper.make_tensor_value_info("score", TensorProto.FLOAT, ["batch"]),
     ]
-    graph = helper.make_graph(nodes, f"casewatch_{name}", inputs, outputs, initializer=inits)
+    graph = helper.make_graph(g.nodes, f"casewatch_{name}", inputs, outputs, g.initializers)
     model = helper.make_model(
         graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="casewatch"
     )
-    model.ir_version = 9
+    model.ir_version = IR_VERSION
     onnx.checker.check_model(model, full_check=True)
     contract = Contract(
         name=name,

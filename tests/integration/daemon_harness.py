@@ -169,7 +169,7 @@ def read_records(
 
 
 def _record(message: Any) -> Record:
-    headers = {name: value for name, value in message.headers() or []}
+    headers = dict(message.headers() or [])
     return Record(message.key(), message.value(), headers, message.partition(), message.offset())
 
 

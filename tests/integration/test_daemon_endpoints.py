@@ -104,7 +104,7 @@ def test_round_trip_through_kcat(
                 "-f",
                 "%k\\t%s\\n",
                 "-q",
-            ],  # fmt: skip
+            ],
             capture_output=True,
             text=True,
             check=True,

@@ -87,3 +87,27 @@ def test_sigterm_delivers_commits_and_exits_zero(
     assert sum(ends) == len(events)
     assert [max(c, 0) for c in committed] == ends
     assert "daemon_stopped" in daemon.log_text()
+
+
+def test_back_pressure_pauses_consumption_without_losing_outputs(
+    kafka_bootstrap: str, topics: dict[str, str], model_path: Path, tmp_path: Path
+) -> None:
+    events = case_events(200)
+    # Far fewer undelivered outputs allowed than one batch produces: the loop must pause.
+    daemon = DaemonProcess(
+        kafka_bootstrap,
+        topics,
+        model_path,
+        tmp_path,
+        score_policy="every_event",
+        max_pending_outputs=20,
+    ).start()
+    try:
+        daemon.wait_ready()
+        produce_events(kafka_bootstrap, topics["input"], events)
+        published = evaluations(read_records(kafka_bootstrap, topics["output"], until=len(events)))
+    finally:
+        daemon.kill()
+
+    assert len(published) == len(events)
+    assert Counter(e.case_id for e in published) == Counter(e.case_id for e in events)

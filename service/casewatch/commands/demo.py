@@ -34,6 +34,7 @@ from casewatch._logs import Trace, interleave, read_log
 from casewatch._quality import case_quality
 from casewatch._replay import replay
 from casewatch._settings import bundled_model_path
+from casewatch._train import TrainOptions, train
 
 TOPICS = {"input": "demo-events", "output": "demo-evaluations", "dlq": "demo-dlq"}
 _STARTUP_SECONDS = 60.0
@@ -90,8 +91,6 @@ def _model(
     model = chosen or bundled_model_path()
     if chosen is not None or model.exists():
         return model, str(model)
-    from casewatch._train import TrainOptions, train
-
     console.print("no bundled model found: training one on the replayed log")
     out = workdir / "demo.onnx"
     train(traces, out, TrainOptions(name="demo", version="0"), source="demo log")
@@ -176,7 +175,7 @@ class _OutputReader:
             [
                 confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING)
                 for p in partitions
-            ]  # fmt: skip
+            ]
         )
         self._decoder = msgspec.json.Decoder(StreamingEvaluation)
         self.evaluations = 0
@@ -230,9 +229,12 @@ def _replay_with_progress(
             progress.update(closed_task, completed=len(reader.closed))
 
         stats = replay(
-            interleave(traces), bootstrap_servers=bootstrap, topic=TOPICS["input"], rate=rate,
+            interleave(traces),
+            bootstrap_servers=bootstrap,
+            topic=TOPICS["input"],
+            rate=rate,
             progress=advance,
-        )  # fmt: skip
+        )
         deadline = time.monotonic() + 120
         while len(reader.closed) < len(traces) and time.monotonic() < deadline:
             reader.poll(0.2)

@@ -1,0 +1,27 @@
+"""``casewatch demo`` runs end to end with nothing but the package."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests.conftest import casewatch_command, casewatch_env
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+
+def test_demo_replays_the_bundled_log_and_prints_a_summary() -> None:
+    result = subprocess.run(
+        casewatch_command("demo"),
+        env=casewatch_env(COLUMNS="200"),
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "cases               5,000 (5,000 evaluated closed)" in result.stdout
+    assert "precision" in result.stdout
+    assert "events/s" in result.stdout
+    assert "http://127.0.0.1:" in result.stdout
