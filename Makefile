@@ -40,6 +40,8 @@ check: lint typecheck test ## everything CI runs
 reference-model: $(STAMP) ## retrain models/reference.onnx on the bundled log
 	$(BIN)/casewatch train service/casewatch/data/p2p-0.3-1.csv.gz --train-fraction 0.5 \
 		--out models/reference.onnx --name reference --version 1.0.0
+	@if [ -d ../shared/data/eventlogs ]; then $(BIN)/python bench/quality_protocol.py \
+		../shared/data/eventlogs/*.csv.gz --card models/reference.md; fi
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
