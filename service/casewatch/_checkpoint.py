@@ -4,10 +4,13 @@ At-least-once: an input offset is committed only when (1) every output derived f
 up to it has been delivered and (2) no case still open in memory started at or before it. The
 second rule matters because open cases live only in memory: committing past the first event of an
 open case would lose that event on a restart. Holding the commit back instead means a restarted
-daemon re-reads those events and rebuilds the case; cases that closed in between are evaluated
-again with the same input, hence the same evaluation_id, so consumers can de-duplicate.
-The cost is that a case that stays open holds its partition's commit back until it closes, times
-out (idle TTL) or is evicted (max open cases).
+daemon re-reads those events and rebuilds the case, so every case still gets an evaluation over
+all of its events. Cases that closed after the commit point are evaluated again: with the same
+input, hence the same evaluation_id, when they started after it; a case that had already closed
+when the commit was made but whose last events lie past it is seen again only from the commit
+point, and gets an extra evaluation of that tail (fewer events, another evaluation_id).
+The cost of the rule is that a case that stays open holds its partition's commit back until it
+closes, times out (idle TTL) or is evicted (max open cases).
 """
 
 from __future__ import annotations

@@ -272,6 +272,8 @@ class Daemon:
         timeout = self.settings.shutdown_timeout_seconds
         if not self._checkpoint(consumer, timeout):
             log.warning("shutdown_undelivered", pending=self.outputs.pending)
+            # The time is spent: leaving the group must not wait for another flush.
+            self.rebalance.commit_on_revoke = False
         consumer.close()
         self.rebalance.raise_failure()
         log.info("daemon_stopped", commits=self.checkpoint.commits)
