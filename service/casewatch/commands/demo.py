@@ -51,7 +51,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console()
+    console = Console(soft_wrap=True)
     log_path = args.log or Path(str(importlib.resources.files("casewatch") / "data"))
     if args.log is None:
         log_path = log_path / "p2p-0.3-1.csv.gz"
