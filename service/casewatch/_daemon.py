@@ -265,7 +265,8 @@ class Daemon:
     def _count_rebalance(self, kind: str, partitions: int) -> None:
         self.telemetry.rebalances_by_kind[kind].inc()
         self.telemetry.assigned_partitions.set(len(self.rebalance.assigned))
-        log.info("partitions_" + ("assigned" if kind == "assign" else kind), count=partitions)
+        event = {"assign": "partitions_assigned", "revoke": "partitions_revoked"}.get(kind)
+        log.info(event or f"partitions_{kind}", count=partitions)
 
     def _shutdown(self, consumer: Any) -> None:
         """Deliver what is in flight, commit it, leave the group."""
