@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import textwrap
 import types
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
@@ -81,5 +82,51 @@ def settings_reference_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+_ENV_EXAMPLE_HEADER = """\
+# casewatch settings: every variable with its default. Uncomment to change one.
+# Load with `docker run --env-file`, `env_file:` in compose, or a Kubernetes ConfigMap/Secret.
+# Keep credentials (CASEWATCH_KAFKA__SASL_PASSWORD, ...) in a secret store, not in this file.
+"""
+
+_ENV_EXAMPLE_FOOTER = """\
+# Any librdkafka property: CASEWATCH_KAFKA__<PROPERTY>, lower-cased with '_' read as '.'.
+# Given to every client that understands it, after casewatch's own defaults.
+# CASEWATCH_KAFKA__SECURITY_PROTOCOL=SASL_SSL
+# CASEWATCH_KAFKA__SASL_MECHANISM=SCRAM-SHA-512
+# CASEWATCH_KAFKA__SASL_USERNAME=casewatch
+# CASEWATCH_KAFKA__SASL_PASSWORD=change-me
+# CASEWATCH_KAFKA__SSL_CA_LOCATION=/etc/ssl/certs/ca.pem
+"""
+
+
+def env_example() -> str:
+    """``config/casewatch.env.example``: every setting, commented out, with its default."""
+    blocks = [_ENV_EXAMPLE_HEADER]
+    for name, field in Settings.model_fields.items():
+        if name == "kafka":
+            continue
+        default = field.default
+        if default is PydanticUndefined or default is None:
+            shown = ""
+        elif isinstance(default, bool):
+            shown = str(default).lower()
+        elif isinstance(default, list):
+            shown = ",".join(str(v) for v in default)
+        else:
+            shown = str(default)
+        text = textwrap.fill(
+            f"{field.description}".replace("`", ""), 98, initial_indent="# ",
+            subsequent_indent="# ",
+        )  # fmt: skip
+        if name == "model_path":
+            text += "\n# The container image sets it to the copy baked in at /app/models."
+            shown = "/app/models/reference.onnx"
+        blocks.append(f"{text}\n# {env_name(name)}={shown}\n")
+    blocks.append(_ENV_EXAMPLE_FOOTER)
+    return "\n".join(blocks)
+
+
 if __name__ == "__main__":
-    print(settings_reference_markdown(), end="")
+    import sys
+
+    print(env_example() if "--env-example" in sys.argv else settings_reference_markdown(), end="")

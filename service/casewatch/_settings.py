@@ -182,6 +182,37 @@ class Settings(BaseSettings):
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         "earliest", description="Where a consumer group without committed offsets starts."
     )
+    offset_out_of_range: Literal["earliest", "latest", "fail"] = Field(
+        "earliest",
+        description=(
+            "What to do when a committed offset is no longer in the partition (retention "
+            "deleted it): resume from the earliest or latest offset, or stop with an error."
+        ),
+    )
+    changelog_topic: str | None = Field(
+        None,
+        description=(
+            "Compacted topic holding the open cases' state, one partition per input partition "
+            "(default: `<input_topic>-casewatch-changelog`)."
+        ),
+    )
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        "at_least_once",
+        description=(
+            "`exactly_once` writes evaluations, state and input offsets in one Kafka "
+            "transaction per checkpoint (needs brokers with transactions)."
+        ),
+    )
+    transactional_id: str | None = Field(
+        None,
+        description=(
+            "Transactional id for `exactly_once`; must be stable per instance so a restarted "
+            "instance fences its predecessor (default: `casewatch-<group_id>-<hostname>`)."
+        ),
+    )
+    restore_batch_size: int = Field(
+        20_000, gt=0, description="Changelog records restored per loop iteration."
+    )
     kafka: dict[str, _PropertyValue] = Field(
         default_factory=dict,
         description=(
@@ -260,35 +291,21 @@ class Settings(BaseSettings):
         return data
 
     def consumer_config(self) -> dict[str, Any]:
-        """confluent-kafka consumer configuration: offsets are stored and committed by casewatch."""
-        config: dict[str, Any] = {
-            "bootstrap.servers": self.bootstrap_servers,
-            "group.id": self.group_id,
-            "client.id": f"{self.group_id}-consumer",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": self.auto_offset_reset,
-            "partition.assignment.strategy": "cooperative-sticky",
-            "enable.partition.eof": False,
-            "isolation.level": "read_committed",
-        }
-        config.update(self._pass_through())
-        return config
+        """confluent-kafka configuration of the input consumer (see ``casewatch._kafka_config``)."""
+        from casewatch._kafka_config import consumer_config  # noqa: PLC0415 - avoids a cycle
+
+        return consumer_config(self)
 
     def producer_config(self) -> dict[str, Any]:
-        """confluent-kafka producer configuration: idempotent, acks from all replicas, batched."""
-        config: dict[str, Any] = {
-            "bootstrap.servers": self.bootstrap_servers,
-            "client.id": f"{self.group_id}-producer",
-            "acks": "all",
-            "enable.idempotence": True,
-            "linger.ms": 5,
-            # lz4 costs the least CPU per byte of the broker-supported codecs.
-            "compression.type": "lz4",
-            "queue.buffering.max.messages": self.max_pending_outputs,
-        }
-        config.update(self._pass_through())
-        return config
+        """confluent-kafka configuration of the output producer."""
+        from casewatch._kafka_config import producer_config  # noqa: PLC0415 - avoids a cycle
+
+        return producer_config(self)
+
+    @property
+    def changelog(self) -> str:
+        """The state changelog topic."""
+        return self.changelog_topic or f"{self.input_topic}-casewatch-changelog"
 
     def redacted(self) -> dict[str, Any]:
         """All settings as plain values, safe to log: secret pass-through values are masked."""
@@ -299,7 +316,8 @@ class Settings(BaseSettings):
         }
         return values
 
-    def _pass_through(self) -> dict[str, str]:
+    def pass_through(self) -> dict[str, str]:
+        """The ``CASEWATCH_KAFKA__*`` properties with their secrets revealed."""
         return {name: _reveal(value) for name, value in self.kafka.items()}
 
 

@@ -49,3 +49,12 @@ def test_readme_carries_the_current_table() -> None:
     assert between.strip() == settings_reference_markdown().strip(), (
         "README.md's settings table is stale; regenerate it with `python -m casewatch._config_doc`"
     )
+
+
+def test_env_example_is_generated_from_the_settings() -> None:
+    from casewatch._config_doc import env_example
+
+    example = Path(__file__).parents[2] / "config" / "casewatch.env.example"
+    assert example.read_text(encoding="utf-8") == env_example(), (
+        "regenerate: python -m casewatch._config_doc --env-example > config/casewatch.env.example"
+    )

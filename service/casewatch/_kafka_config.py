@@ -1,0 +1,90 @@
+"""librdkafka configuration of casewatch's clients, built from the settings.
+
+Pass-through properties (``CASEWATCH_KAFKA__*``) go to every client that understands them:
+consumer-only properties (group membership, fetching) are kept away from producers and
+producer-only ones (batching, acks, transactions) away from consumers, so librdkafka does not
+warn about properties a client ignores.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from casewatch._settings import Settings
+
+_CONSUMER_ONLY = (
+    "group.", "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms",
+    "auto.", "enable.auto.", "fetch.", "isolation.level", "partition.assignment.strategy",
+    "enable.partition.eof", "check.crcs", "queued.", "coordinator.query.interval.ms",
+    "consume.callback.max.messages",
+)  # fmt: skip
+_PRODUCER_ONLY = (
+    "acks", "request.required.acks", "linger.ms", "queue.buffering.", "batch.", "compression.",
+    "enable.idempotence", "enable.gapless.guarantee", "transactional.id",
+    "transaction.timeout.ms", "message.timeout.ms", "delivery.timeout.ms", "retries",
+    "message.send.max.retries", "retry.backoff", "partitioner", "sticky.partitioning.linger.ms",
+    "request.timeout.ms", "queuing.strategy",
+)  # fmt: skip
+
+
+def _for(settings: Settings, role: str) -> dict[str, str]:
+    excluded = _PRODUCER_ONLY if role == "consumer" else _CONSUMER_ONLY
+    return {k: v for k, v in settings.pass_through().items() if not k.startswith(excluded)}
+
+
+def consumer_config(settings: Settings) -> dict[str, Any]:
+    """The input consumer: offsets are stored and committed by casewatch, never automatically."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "group.id": settings.group_id,
+        "client.id": f"{settings.group_id}-consumer",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": settings.auto_offset_reset,
+        # Cooperative rebalancing moves only the partitions that change owner, so the others
+        # keep their in-memory cases and never restore.
+        "partition.assignment.strategy": "cooperative-sticky",
+        "enable.partition.eof": False,
+        "isolation.level": "read_committed",
+    }
+    config.update(_for(settings, "consumer"))
+    return config
+
+
+def restore_consumer_config(settings: Settings) -> dict[str, Any]:
+    """A group-less reader of the changelog: assigned partitions only, nothing committed."""
+    config = {
+        k: v for k, v in consumer_config(settings).items() if not k.startswith(_CONSUMER_ONLY)
+    }
+    config.update(
+        {
+            "group.id": f"{settings.group_id}-restore",
+            "client.id": f"{settings.group_id}-restore",
+            "enable.auto.commit": False,
+            "enable.partition.eof": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    return config
+
+
+def producer_config(settings: Settings) -> dict[str, Any]:
+    """The output producer: idempotent, acks from all replicas, batched."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "client.id": f"{settings.group_id}-producer",
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 5,
+        # lz4 costs the least CPU per byte of the broker-supported codecs.
+        "compression.type": "lz4",
+        "queue.buffering.max.messages": settings.max_pending_outputs,
+    }
+    if settings.processing_guarantee == "exactly_once":
+        config["transactional.id"] = settings.transactional_id or (
+            f"casewatch-{settings.group_id}-{socket.gethostname()}"
+        )
+    config.update(_for(settings, "producer"))
+    return config
