@@ -110,19 +110,22 @@ def topic_names(request: pytest.FixtureRequest) -> dict[str, str]:
         "output": f"{stem}-out",
         "dlq": f"{stem}-dlq",
         "group": f"{stem}-group",
+        "changelog": f"{stem}-in-casewatch-changelog",
     }
 
 
 @pytest.fixture
 def topics(kafka_broker: Broker, topic_names: dict[str, str]) -> dict[str, str]:
-    """Like ``topic_names``, with the three topics created on the session broker."""
+    """Like ``topic_names``, with the topics created on the session broker."""
     from casewatch._broker import ensure_topics
 
+    names = [topic_names["input"], topic_names["output"], topic_names["dlq"]]
+    if kafka_broker.embedded:
+        # The embedded broker cannot create topics by request (it auto-creates 4 partitions),
+        # so the daemon's own compacted changelog creation would only time out there.
+        names.append(topic_names["changelog"])
     ensure_topics(
-        kafka_broker.bootstrap_servers,
-        [topic_names["input"], topic_names["output"], topic_names["dlq"]],
-        # The embedded broker cannot create topics by request; it auto-creates 4 partitions.
-        partitions=None if kafka_broker.embedded else 4,
+        kafka_broker.bootstrap_servers, names, partitions=None if kafka_broker.embedded else 4
     )
     return topic_names
 

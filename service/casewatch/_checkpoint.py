@@ -1,16 +1,15 @@
 """Input offsets the daemon may commit, and the commit itself.
 
-At-least-once: an input offset is committed only when (1) every output derived from the messages
-up to it has been delivered and (2) no case still open in memory started at or before it. The
-second rule matters because open cases live only in memory: committing past the first event of an
-open case would lose that event on a restart. Holding the commit back instead means a restarted
-daemon re-reads those events and rebuilds the case, so every case still gets an evaluation over
-all of its events. Cases that closed after the commit point are evaluated again: with the same
-input, hence the same evaluation_id, when they started after it; a case that had already closed
-when the commit was made but whose last events lie past it is seen again only from the commit
-point, and gets an extra evaluation of that tail (fewer events, another evaluation_id).
-The cost of the rule is that a case that stays open holds its partition's commit back until it
-closes, times out (idle TTL) or is evicted (max open cases).
+At-least-once (the default), as numbered steps:
+
+1. flush: every evaluation and dead letter derived from the input read so far is delivered;
+2. write the changelog (state of changed cases, tombstones of cases that left) and flush it —
+   only now, so a state record never reflects input whose outputs could still be lost;
+3. commit offset + 1 of the last message handled, per partition, synchronously;
+4. remember it, so offsets only move forward.
+
+Exactly-once: steps 1-3 are one Kafka transaction (outputs, changelog and the input offsets sent
+with ``send_offsets_to_transaction``), committed on the same interval.
 """
 
 from __future__ import annotations
@@ -29,75 +28,71 @@ Clock = Callable[[], float]
 class Checkpoint:
     """Offsets per partition of one input topic that only move forward, committed on an interval."""
 
-    def __init__(self, topic: str, *, interval: float, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        topic: str,
+        *,
+        interval: float,
+        write_changelog: Callable[[], int],
+        clock: Clock = time.monotonic,
+    ) -> None:
         self.topic = topic
         self.interval = interval
+        self._write_changelog = write_changelog
         self._clock = clock
         self._last_commit = clock()
-        self.last_commit_wall = time.time()
         self.commits = 0
+        self.changelog_records = 0
         self.processed: dict[int, int] = {}  # partition -> highest offset handled
         self.committed: dict[int, int] = {}  # partition -> next offset to read, as committed
-        # partition -> case_id -> offset of the case's first event still held in memory
-        self.open_cases: dict[int, dict[str, int]] = {}
-
-    def case_opened(self, partition: int, case_id: str, offset: int) -> None:
-        cases = self.open_cases.get(partition)
-        if cases is None:
-            cases = self.open_cases[partition] = {}
-        if case_id not in cases:
-            cases[case_id] = offset
-
-    def case_left(self, partition: int, case_id: str) -> None:
-        cases = self.open_cases.get(partition)
-        if cases is not None:
-            cases.pop(case_id, None)
 
     def expired(self) -> bool:
         return self._clock() - self._last_commit >= self.interval
 
-    def seconds_since_commit(self) -> float:
-        return time.time() - self.last_commit_wall
-
     def committable(self) -> list[tuple[int, int]]:
         """(partition, next offset) pairs ahead of what is committed."""
-        result = []
-        for partition, highest in self.processed.items():
-            safe = highest + 1
-            cases = self.open_cases.get(partition)
-            if cases:
-                safe = min(safe, *cases.values())
-            if safe > self.committed.get(partition, -1):
-                result.append((partition, safe))
-        return result
+        return [
+            (partition, highest + 1)
+            for partition, highest in self.processed.items()
+            if highest + 1 > self.committed.get(partition, -1)
+        ]
 
     def commit(self, consumer: Any, outputs: OutputProducer, *, flush_timeout: float) -> bool:
-        """Flush, then commit what is safe; False when outputs are still in flight.
+        """Run the steps above; False when outputs are still in flight after ``flush_timeout``.
 
-        Raises DeliveryFailure when an output could not be delivered (nothing is committed then).
-        Raises confluent_kafka.KafkaException when the broker rejects the commit.
+        Raises DeliveryFailure when an output could not be delivered (nothing is committed then),
+        KafkaFailure when a transaction fails, and confluent_kafka.KafkaException when the broker
+        rejects the commit.
         """
-        # Step 1: every output produced so far must be delivered.
-        if not outputs.flush(flush_timeout):
-            return False
-        # Step 2: commit offset + 1 of what is safe, synchronously.
         offsets = self.committable()
-        if offsets:
+        if outputs.transactional:
+            self.changelog_records += self._write_changelog()
             partitions = [confluent_kafka.TopicPartition(self.topic, p, o) for p, o in offsets]
-            results = consumer.commit(offsets=partitions, asynchronous=False)
-            failed = [tp for tp in results or () if tp.error is not None]
-            if failed:
-                raise confluent_kafka.KafkaException(failed[0].error)
-            # Step 3: remember the commit so offsets only move forward.
-            self.committed.update(offsets)
+            group = consumer.consumer_group_metadata()
+            outputs.commit_transaction(partitions, group, flush_timeout)
+        else:
+            if not outputs.flush(flush_timeout):
+                return False
+            self.changelog_records += self._write_changelog()
+            if not outputs.flush(flush_timeout):
+                return False
+            if offsets:
+                self._commit_offsets(consumer, offsets)
+        self.committed.update(offsets)
+        if offsets:
             self.commits += 1
         self._last_commit = self._clock()
-        self.last_commit_wall = time.time()
         return True
+
+    def _commit_offsets(self, consumer: Any, offsets: list[tuple[int, int]]) -> None:
+        partitions = [confluent_kafka.TopicPartition(self.topic, p, o) for p, o in offsets]
+        results = consumer.commit(offsets=partitions, asynchronous=False)
+        failed = [tp for tp in results or () if tp.error is not None]
+        if failed:
+            raise confluent_kafka.KafkaException(failed[0].error)
 
     def forget(self, partitions: Iterable[int]) -> None:
         """Drop the state of partitions this consumer no longer owns."""
         for partition in partitions:
             self.processed.pop(partition, None)
             self.committed.pop(partition, None)
-            self.open_cases.pop(partition, None)

@@ -4,9 +4,9 @@ Everything runs on the thread that calls ``Daemon.run``: librdkafka's delivery r
 rebalance callbacks are served inside ``poll``/``flush``/``consume`` on that thread too, so no
 state is shared. Other threads (a signal handler, a test) only call ``request_stop``.
 
-Cases open in memory are not persisted: the checkpoint holds each partition's commit at the first
-event of its oldest open case, so a restarted daemon re-reads and rebuilds them (see
-``casewatch._checkpoint``).
+Open cases survive restarts and rebalances through the state changelog: the checkpoint writes
+the state of changed cases before it commits input offsets (``casewatch._checkpoint``), and newly
+assigned partitions stay paused until their cases are restored (``casewatch._restore``).
 """
 
 from __future__ import annotations
@@ -20,20 +20,22 @@ from typing import Any, Protocol
 import confluent_kafka
 import msgspec
 
+from casewatch._changelog import ensure_changelog, write_changes
+from casewatch._changes import StateChanges
 from casewatch._checkpoint import Checkpoint
 from casewatch._decode import EventDecoder, FieldNames
 from casewatch._errors import InvalidEventError, KafkaFailure
 from casewatch._events import ModelIdentity, StreamingEvaluation, StreamingEvent
+from casewatch._kafka_config import restore_consumer_config
 from casewatch._logging import get_logger
 from casewatch._outputs import Headers, OutputProducer
 from casewatch._rebalance import Rebalance
+from casewatch._restore import Restorer
 from casewatch._settings import Settings
 from casewatch._telemetry import Telemetry
 
 log = get_logger(__name__)
 
-# Triggers after which a case no longer lives in memory.
-_LEAVING = frozenset({"close", "timeout", "evicted"})
 # Dead-letter values beyond this are truncated so the record still fits the broker's limit.
 _DLQ_VALUE_LIMIT = 900_000
 _CHECKPOINT_FLUSH_SECONDS = 5.0
@@ -53,9 +55,19 @@ class Evaluator(Protocol):
         self, events: Sequence[StreamingEvent], *, source_topic: str | None = None
     ) -> list[StreamingEvaluation]: ...
 
-    def expire(self) -> list[StreamingEvaluation]: ...
+    def expire(
+        self, now: float | None = None, *, source_topic: str | None = None
+    ) -> list[StreamingEvaluation]: ...
 
     def drop_partitions(self, partitions: set[int]) -> int: ...
+
+    def take_state_changes(self) -> StateChanges: ...
+
+    def restore_case(self, case_id: str, state: bytes) -> None: ...
+
+    def forget_case(self, case_id: str) -> None: ...
+
+    def last_offset(self, case_id: str) -> int | None: ...
 
 
 class Daemon:
@@ -69,25 +81,38 @@ class Daemon:
             FieldNames.from_settings(settings), max_message_bytes=settings.max_message_bytes
         )
         self.encoder = msgspec.json.Encoder()
-        self.checkpoint = Checkpoint(
-            settings.input_topic, interval=settings.commit_interval_seconds
-        )
         kafka_logger = {"logger": logging.getLogger("casewatch.librdkafka")}
         self._consumer_config = {**settings.consumer_config(), **kafka_logger}
         self.outputs = OutputProducer(
             {**settings.producer_config(), **kafka_logger},
             max_pending=settings.max_pending_outputs,
         )
+        self.checkpoint = Checkpoint(
+            settings.input_topic,
+            interval=settings.commit_interval_seconds,
+            write_changelog=lambda: write_changes(settings.changelog, evaluator, self.outputs),
+        )
+        self.restorer = Restorer(
+            settings.changelog,
+            {**restore_consumer_config(settings), **kafka_logger},
+            evaluator,
+            batch_size=settings.restore_batch_size,
+        )
+        strategy = str(self._consumer_config.get("partition.assignment.strategy", ""))
         self.rebalance = Rebalance(
             checkpoint=self.checkpoint,
             outputs=self.outputs,
             evaluator=evaluator,
-            health=telemetry,
+            restorer=self.restorer,
+            out_of_range=settings.offset_out_of_range,
+            cooperative="cooperative" in strategy,
             flush_timeout=settings.shutdown_timeout_seconds,
             counted=self._count_rebalance,
         )
         self._stopping = False
         self._unknown_seen = 0
+        self._written = 0
+        self._out_of_range_seen = 0
 
     def request_stop(self) -> None:
         self._stopping = True
@@ -96,6 +121,9 @@ class Daemon:
         """Process until ``request_stop``; raises CasewatchError on a fatal failure."""
         s = self.settings
         try:
+            ensure_changelog(s)
+            if self.outputs.transactional:
+                self.outputs.start_transactions(s.shutdown_timeout_seconds)
             consumer: Any = confluent_kafka.Consumer(self._consumer_config)
             consumer.subscribe(
                 [s.input_topic],
@@ -105,7 +133,13 @@ class Daemon:
             )
         except confluent_kafka.KafkaException as exc:
             raise KafkaFailure(f"cannot start the consumer: {exc}") from None
-        log.info("daemon_started", input_topic=s.input_topic, output_topic=s.output_topic)
+        log.info(
+            "daemon_started",
+            input_topic=s.input_topic,
+            output_topic=s.output_topic,
+            changelog_topic=s.changelog,
+            processing_guarantee=s.processing_guarantee,
+        )
         try:
             self._loop(consumer)
             self._shutdown(consumer)
@@ -123,6 +157,8 @@ class Daemon:
             telemetry.heartbeat()
             messages = consumer.consume(num_messages=batch_size, timeout=wait)
             rebalance.raise_failure()
+            if self.restorer.restoring:
+                self._restore_step(consumer)
             started = time.perf_counter()
             consumed_at = time.time()
             events = self._decode(messages)
@@ -137,7 +173,9 @@ class Daemon:
     def _decode(self, messages: list[Any]) -> list[StreamingEvent]:
         events: list[StreamingEvent] = []
         append, decode = events.append, self.decoder.decode
-        processed, case_opened = self.checkpoint.processed, self.checkpoint.case_opened
+        processed = self.checkpoint.processed
+        guard = self.restorer.guard
+        windows = guard.windows
         for message in messages:
             error = message.error()
             if error is not None:
@@ -150,14 +188,17 @@ class Daemon:
             except InvalidEventError as exc:
                 self._dead_letter(message, exc)
                 continue
-            case_opened(partition, event.case_id, offset)
+            replayed = windows and partition in windows
+            if replayed and guard.already_applied(partition, offset, event.case_id):
+                continue
             append(event)
         return events
 
     def _score(self, events: list[StreamingEvent]) -> list[StreamingEvaluation]:
         started = time.perf_counter()
-        evaluations = self.evaluator.on_events(events, source_topic=self.settings.input_topic)
-        expired = self.evaluator.expire()
+        topic = self.settings.input_topic
+        evaluations = self.evaluator.on_events(events, source_topic=topic)
+        expired = self.evaluator.expire(source_topic=topic)
         if evaluations or expired:
             self.telemetry.scoring_duration.observe(time.perf_counter() - started)
         return evaluations + expired if expired else evaluations
@@ -168,13 +209,11 @@ class Daemon:
             self.outputs.produce,
             self.encoder.encode,
         )
-        telemetry, case_left = self.telemetry, self.checkpoint.case_left
+        telemetry = self.telemetry
         now = time.time()
         for evaluation in evaluations:
             produce(topic, evaluation.case_id.encode(), encode(evaluation))
             trigger = evaluation.trigger
-            if trigger in _LEAVING:
-                case_left(evaluation.source.partition, evaluation.case_id)
             telemetry.count_evaluation(trigger, evaluation.anomalous)
             telemetry.trace_score.observe(evaluation.trace_score)
             if evaluation.last_event_at is not None:
@@ -205,6 +244,29 @@ class Daemon:
             raise KafkaFailure(f"consumer failed: {error.str()}")
         log.warning("consumer_error", error=error.str())
 
+    def _restore_step(self, consumer: Any) -> None:
+        before = self.restorer.records
+        finished = self.restorer.step()
+        telemetry = self.telemetry
+        telemetry.records_restored.inc(self.restorer.records - before)
+        if finished:
+            topic = self.settings.input_topic
+            consumer.resume([confluent_kafka.TopicPartition(topic, p) for p in finished])
+            for seconds in finished.values():
+                telemetry.restore_duration.observe(seconds)
+            log.info(
+                "partitions_restored",
+                partitions=sorted(finished),
+                seconds=round(max(finished.values()), 3),
+                open_cases=self.evaluator.open_case_count,
+            )
+        self._update_restoring()
+
+    def _update_restoring(self) -> None:
+        restoring = self.restorer.restoring
+        self.telemetry.set_restoring(restoring)
+        self.telemetry.restoring.set(int(restoring))
+
     def _relieve_backpressure(self, consumer: Any) -> None:
         outputs = self.outputs
         outputs.poll(0)
@@ -233,6 +295,8 @@ class Daemon:
             done = False
         if self.checkpoint.commits != commits_before:
             self.telemetry.mark_commit()
+        self.telemetry.changelog_records.inc(self.checkpoint.changelog_records - self._written)
+        self._written = self.checkpoint.changelog_records
         self._observe_partitions(consumer)
         return done
 
@@ -263,8 +327,13 @@ class Daemon:
                 telemetry.set_consumer_lag(tp.partition, max(0, high - tp.offset))
 
     def _count_rebalance(self, kind: str, partitions: int) -> None:
-        self.telemetry.rebalances_by_kind[kind].inc()
-        self.telemetry.assigned_partitions.set(len(self.rebalance.assigned))
+        telemetry, rebalance = self.telemetry, self.rebalance
+        telemetry.rebalances_by_kind[kind].inc()
+        telemetry.assigned_partitions.set(len(rebalance.assigned))
+        telemetry.set_assigned(bool(rebalance.assigned))
+        telemetry.offsets_out_of_range.inc(rebalance.out_of_range_count - self._out_of_range_seen)
+        self._out_of_range_seen = rebalance.out_of_range_count
+        self._update_restoring()
         event = {"assign": "partitions_assigned", "revoke": "partitions_revoked"}.get(kind)
         log.info(event or f"partitions_{kind}", count=partitions)
 
@@ -276,6 +345,7 @@ class Daemon:
             # The time is spent: leaving the group must not wait for another flush.
             self.rebalance.commit_on_revoke = False
         consumer.close()
+        self.restorer.close()
         self.rebalance.raise_failure()
         log.info("daemon_stopped", commits=self.checkpoint.commits)
 
@@ -284,3 +354,5 @@ class Daemon:
         self.rebalance.commit_on_revoke = False
         with contextlib.suppress(Exception):
             consumer.close()
+        with contextlib.suppress(Exception):
+            self.restorer.close()

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from casewatch._changes import ChangeTracker, StateChanges
 from casewatch._events import ModelIdentity, StreamingEvaluation, StreamingEvent, Trigger
 from casewatch._features import FeatureGatherer, Snapshot, snapshot
 from casewatch._records import RecordBuilder
 from casewatch._routing import Router
 from casewatch._scorer import Features, Scorer
+from casewatch._state_codec import decode_into
 from casewatch._store import CaseStore, IntArray, StoreShape
 
 
@@ -38,6 +40,7 @@ class StreamingEvaluator:
         clock: Callable[[], float] = time.time,
         initial_capacity: int = 1024,
         top_k: int = 3,
+        track_changes: bool = False,
     ) -> None:
         self.scorer = (
             model
@@ -65,6 +68,8 @@ class StreamingEvaluator:
         )
         self._records = RecordBuilder(self.scorer.activities, self.scorer.identity, top_k=top_k)
         self._router = Router(self.store, self.scorer, self.end_activities)
+        # The daemon writes changed cases to its changelog; offline replays need no tracking.
+        self._changes = ChangeTracker() if track_changes else None
 
     # -- identity and inspection ---------------------------------------------------------------
 
@@ -122,7 +127,7 @@ class StreamingEvaluator:
             return None
         rows = np.array([row], dtype=np.int64)
         part = self._due(rows, [case_id], ["close"], True)
-        self.store.release(rows)
+        self._release(rows)
         return self._evaluate([part], None)[0]
 
     # -- the batch API -------------------------------------------------------------------------
@@ -136,6 +141,8 @@ class StreamingEvaluator:
         batch = self._router.route(events)
         now = self._clock()
         store = self.store
+        if self._changes is not None:
+            self._changes.touched(batch.rows)
         parts: list[tuple[Snapshot, Features]] = []
         causes: list[IntArray] = []  # index of the event (or eviction) behind each evaluation
         for selected in batch.generations():
@@ -165,14 +172,16 @@ class StreamingEvaluator:
             causes.append(len(events) + np.arange(len(evicted)))
             released.append(evicted)
         evaluations = self._evaluate(parts, source_topic, now)
-        store.release(np.concatenate(released))
+        self._release(np.concatenate(released))
         if len(parts) > 1:
             # Generations score in generation order; report in the order of the events.
             order = np.argsort(np.concatenate(causes), kind="stable").tolist()
             evaluations = [evaluations[i] for i in order]
         return evaluations
 
-    def expire(self, now: float | None = None) -> list[StreamingEvaluation]:
+    def expire(
+        self, now: float | None = None, *, source_topic: str | None = None
+    ) -> list[StreamingEvaluation]:
         """Final evaluations of cases idle for longer than the TTL."""
         if self.idle_ttl is None or not self.store.index:
             return []
@@ -186,8 +195,8 @@ class StreamingEvaluator:
         if not stale:
             return []
         rows = self._take_least_recent(stale)
-        evaluations = self._evaluate([self._due_leaving(rows, "timeout")], None)
-        self.store.release(rows)
+        evaluations = self._evaluate([self._due_leaving(rows, "timeout")], source_topic)
+        self._release(rows)
         return evaluations
 
     def drop_partitions(self, partitions: Iterable[int]) -> int:
@@ -202,9 +211,43 @@ class StreamingEvaluator:
         for position in np.flatnonzero(mask).tolist():
             del index[case_ids[position]]
         self.store.release(rows[mask])
+        if self._changes is not None:
+            self._changes.forget_partitions(wanted.tolist())
         return int(mask.sum())
 
+    # -- state for the changelog ---------------------------------------------------------------
+
+    def take_state_changes(self) -> StateChanges:
+        """Cases that left memory and the state of cases changed since the last call."""
+        if self._changes is None:
+            raise RuntimeError("StreamingEvaluator was created without track_changes=True")
+        return self._changes.take(self.store)
+
+    def restore_case(self, case_id: str, state: bytes) -> None:
+        """Load a case's state written by ``take_state_changes`` (replacing any open one)."""
+        row = self.store.index.get(case_id)
+        if row is None:
+            row = self.store.open_row(case_id)
+        decode_into(self.store, row, state)
+        self.store.index[case_id] = row
+
+    def forget_case(self, case_id: str) -> None:
+        """Drop an open case without an evaluation (its tombstone was restored)."""
+        row = self.store.index.pop(case_id, None)
+        if row is not None:
+            self.store.release(np.array([row], dtype=np.int64))
+
+    def last_offset(self, case_id: str) -> int | None:
+        """Source offset of the last event applied to an open case."""
+        row = self.store.index.get(case_id)
+        return None if row is None else int(self.store.last_offset[row])
+
     # -- internals -----------------------------------------------------------------------------
+
+    def _release(self, rows: IntArray) -> None:
+        if self._changes is not None:
+            self._changes.departing(self.store, rows)
+        self.store.release(rows)
 
     def _take_least_recent(self, count: int) -> IntArray:
         index = self.store.index

@@ -9,7 +9,12 @@ import msgspec
 Trigger = Literal["close", "event", "timeout", "evicted", "request"]
 
 
-class StreamingEvent(msgspec.Struct):
+# Events and evaluations hold only strings, numbers and JSON-like containers, so they cannot
+# close a reference cycle; keeping them out of the cycle collector (gc=False) saves a collection
+# pass every few hundred records, a large share of the per-event cost at 100k events/s.
+
+
+class StreamingEvent(msgspec.Struct, gc=False):
     """One event of one case.
 
     ``timestamp`` is epoch seconds (None when the source has none). ``close`` marks the case's
@@ -25,24 +30,24 @@ class StreamingEvent(msgspec.Struct):
     offset: int = -1
 
 
-class ModelIdentity(msgspec.Struct, frozen=True):
+class ModelIdentity(msgspec.Struct, frozen=True, gc=False):
     name: str
     version: str
     sha256: str
 
 
-class Source(msgspec.Struct, frozen=True):
+class Source(msgspec.Struct, frozen=True, gc=False):
     topic: str | None
     partition: int
     offset: int
 
 
-class TransitionResidual(msgspec.Struct, frozen=True):
+class TransitionResidual(msgspec.Struct, frozen=True, gc=False):
     transition: str
     residual: float
 
 
-class StreamingEvaluation(msgspec.Struct):
+class StreamingEvaluation(msgspec.Struct, gc=False):
     """The verdict on one case at one point of its life; the output topic's record (JSON)."""
 
     evaluation_id: str

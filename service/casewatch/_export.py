@@ -3,8 +3,8 @@
 Graph, for a batch of B cases with the last K activities (right-aligned, start padded):
 
     context ids  --(flat index)-->  Gather(transition table)  -> event scores   [B, K]
-    activity x attribute ids ---->  Gather(attribute tables)  -> max with above
-    closed flag  x  END transition of the last context        -> end score      [B, 1]
+    activity, attribute ids, previous event's ids -> mixture surprise, max with above
+    closed flag  x  END after the last activity               -> end score      [B, 1]
     ScatterElements(reduction=max) by activity id             -> residuals      [B, T]
     max over events and end                                   -> score          [B]
 
@@ -28,7 +28,7 @@ from casewatch._contract import (
     ScoreOutput,
     embed_contract,
 )
-from casewatch._ngram import NGramTables
+from casewatch._ngram import AttributeModel, NGramTables
 
 OPSET = 18
 IR_VERSION = 9
@@ -80,26 +80,65 @@ def _event_scores(g: _GraphBuilder, tables: NGramTables, k: int) -> str:
     g.op("Or", ["context_in_ring", "case_in_ring"], "context_known")
     g.op("And", ["is_event", "context_known"], "valid")
     g.op("Cast", ["valid"], "valid_f", to=TensorProto.FLOAT)
-    g.op("Cast", ["is_event"], "event_f", to=TensorProto.FLOAT)
     terms = [g.op("Mul", [transition, "valid_f"], "transition_scores_masked")]
-    for j, values in enumerate(tables.attribute_values):
-        g.const(f"attr{j}_scores", tables.attribute_scores[j].reshape(-1), np.float32)
-        ids = g.op("Gather", ["event_attributes", g.const(f"attr{j}", j)], f"attr{j}_ids", axis=2)
-        row = g.op("Mul", ["sequence", g.const(f"attr{j}_width", len(values) + 2)], f"attr{j}_row")
-        flat_attr = g.op("Add", [row, ids], f"attr{j}_flat")
-        raw = g.op("Gather", [f"attr{j}_scores", flat_attr], f"attr{j}_raw", axis=0)
-        terms.append(g.op("Mul", [raw, "event_f"], f"attr{j}_scores_masked"))
+    if tables.attributes:
+        _previous_event(g, k)
+    for j, attribute in enumerate(tables.attributes):
+        terms.append(_attribute_scores(g, j, attribute, k))
     return g.op("Max" if len(terms) > 1 else "Identity", terms, "event_scores")
 
 
+def _previous_event(g: _GraphBuilder, k: int) -> None:
+    """Whether each position has the case's previous event in the ring, and where its
+    attribute is known: a case longer than the ring has lost the previous event of its oldest
+    position, so that position is left unscored rather than judged as a case start."""
+    g.op("Pad", ["sequence", g.const("shift_pads", [0, 1, 0, 0]), "pad_id"], "shifted")
+    previous = g.columns("shifted", 0, k, "previous_ids")
+    g.op("Not", [g.op("Equal", [previous, "pad_id"], "previous_is_pad")], "has_previous")
+    g.op("Cast", ["has_previous"], "has_previous_f", to=TensorProto.FLOAT)
+    g.op("Or", ["has_previous", "case_in_ring"], "previous_known")
+    g.op("And", ["is_event", "previous_known"], "attribute_valid")
+    g.op("Cast", ["attribute_valid"], "attribute_valid_f", to=TensorProto.FLOAT)
+
+
+def _attribute_scores(g: _GraphBuilder, j: int, attribute: AttributeModel, k: int) -> str:
+    """log max_v p(v | ctx) - log p(observed | ctx), p = stay * [v = previous] + (1 - stay) * q."""
+    p = f"attr{j}"
+    g.const(f"{p}_q", attribute.probabilities.reshape(-1), np.float32)
+    ids = g.op("Gather", ["event_attributes", g.const(p, j)], f"{p}_ids", axis=2)
+    missing = g.const(f"{p}_missing", len(attribute.values) + 1)
+    g.op("Pad", [ids, g.const(f"{p}_shift", [0, 1, 0, 0]), missing], f"{p}_shifted")
+    previous = g.columns(f"{p}_shifted", 0, k, f"{p}_previous")
+    row = g.op("Mul", ["sequence", g.const(f"{p}_width", len(attribute.values) + 2)], f"{p}_row")
+    q_observed = g.op("Gather", [f"{p}_q", g.op("Add", [row, ids], f"{p}_at")], f"{p}_qo", axis=0)
+    q_previous = g.op(
+        "Gather", [f"{p}_q", g.op("Add", [row, previous], f"{p}_at_prev")], f"{p}_qp", axis=0
+    )
+    g.const(f"{p}_best", attribute.best, np.float32)
+    g.const(f"{p}_stay", attribute.stay, np.float32)
+    best = g.op("Gather", [f"{p}_best", "sequence"], f"{p}_qbest", axis=0)
+    stay_any = g.op("Gather", [f"{p}_stay", "sequence"], f"{p}_stay_any", axis=0)
+    stay = g.op("Mul", [stay_any, "has_previous_f"], f"{p}_stay_known")
+    change = g.op("Sub", ["one", stay], f"{p}_change")
+    same = g.op("Equal", [ids, previous], f"{p}_same_b")
+    same_f = g.op("Cast", [same], f"{p}_same", to=TensorProto.FLOAT)
+    kept = g.op("Mul", [stay, same_f], f"{p}_kept")
+    observed = g.op("Add", [kept, g.op("Mul", [change, q_observed], f"{p}_new")], f"{p}_p_obs")
+    keep = g.op("Add", [stay, g.op("Mul", [change, q_previous], f"{p}_new_prev")], f"{p}_p_keep")
+    other = g.op("Mul", [change, best], f"{p}_new_best")
+    likeliest = g.op("Max", [keep, other], f"{p}_p_best")
+    log_best = g.op("Log", [likeliest], f"{p}_log_best")
+    surprise = g.op("Sub", [log_best, g.op("Log", [observed], f"{p}_log_obs")], f"{p}_surprise")
+    scale = g.const(f"{p}_scale", attribute.scale, np.float32)
+    scaled = g.op("Mul", [surprise, scale], f"{p}_scaled")
+    return g.op("Mul", [scaled, "attribute_valid_f"], f"{p}_scores_masked")
+
+
 def _end_score(g: _GraphBuilder, tables: NGramTables, k: int) -> str:
-    """The transition from the case's last context to END, for closed cases only."""
-    order = tables.order
-    context = [
-        g.columns("padded", k + lag - 1, k + lag, f"end_ids{lag}") for lag in range(1, order)
-    ]
-    flat = g.flat_index([*context, "end_id"], "vocabulary", "end")
-    raw = g.op("Gather", ["transition_scores", flat], "end_raw", axis=0)
+    """END after the case's last activity, for closed cases only."""
+    g.const("end_scores", tables.end_scores, np.float32)
+    last = g.columns("sequence", k - 1, k, "end_last_id")
+    raw = g.op("Gather", ["end_scores", last], "end_raw", axis=0)
     return g.op("Mul", [raw, "closed"], "end_score")
 
 
@@ -134,11 +173,11 @@ def build_model(
     description: str = "",
 ) -> onnx.ModelProto:
     t, v, k = len(tables.activities), tables.vocabulary, sequence_length
-    e = len(tables.attribute_names)
+    e = len(tables.attributes)
     g = _GraphBuilder()
     g.const("transition_scores", tables.transition_scores.reshape(-1), np.float32)
     g.const("pad_id", t + 1)
-    g.const("end_id", [[t + 1]])
+    g.const("one", 1.0, np.float32)
     g.const("vocabulary", v)
     g.const("positions", np.arange(k).reshape(1, k))
     g.const("ring_size", float(k), np.float32)
@@ -177,8 +216,7 @@ def build_model(
         activities=tables.activities,
         sequence_length=k,
         event_attributes=[
-            CategoricalAttribute(name=n, values=vals)
-            for n, vals in zip(tables.attribute_names, tables.attribute_values, strict=True)
+            CategoricalAttribute(name=a.name, values=a.values) for a in tables.attributes
         ],
         inputs=bindings,
         residuals="residuals",

@@ -88,3 +88,17 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         )
     config.update(_for(settings, "producer"))
     return config
+
+
+def admin_config(settings: Settings) -> dict[str, Any]:
+    """Admin and metadata requests: connection and security properties only."""
+    shared = {
+        k: v
+        for k, v in settings.pass_through().items()
+        if not k.startswith(_CONSUMER_ONLY) and not k.startswith(_PRODUCER_ONLY)
+    }
+    return {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "client.id": f"{settings.group_id}-admin",
+        **shared,
+    }

@@ -15,6 +15,13 @@ import confluent_kafka
 from casewatch._errors import DeliveryFailure, KafkaFailure
 
 Headers = list[tuple[str, bytes]]
+_FENCED = frozenset(
+    {
+        confluent_kafka.KafkaError._FENCED,
+        confluent_kafka.KafkaError.PRODUCER_FENCED,
+        confluent_kafka.KafkaError.INVALID_PRODUCER_EPOCH,
+    }
+)
 
 
 class OutputProducer:
@@ -25,6 +32,7 @@ class OutputProducer:
             self._producer: Any = confluent_kafka.Producer(config)
         except confluent_kafka.KafkaException as exc:
             raise KafkaFailure(f"cannot create the producer: {exc}") from exc
+        self.transactional = "transactional.id" in config
         self.max_pending = max_pending
         self.pending = 0
         self.delivered = 0
@@ -32,12 +40,23 @@ class OutputProducer:
         self.first_error: str | None = None
 
     def produce(
-        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None = None,
+        partition: int = -1,
     ) -> None:
+        """Queue one record; ``value=None`` is a tombstone, ``partition=-1`` lets the key decide."""
         while True:
             try:
                 self._producer.produce(
-                    topic, value=value, key=key, headers=headers, on_delivery=self._on_delivery
+                    topic,
+                    value=value,
+                    key=key,
+                    headers=headers,
+                    partition=partition,
+                    on_delivery=self._on_delivery,
                 )
                 break
             except BufferError:
@@ -77,6 +96,37 @@ class OutputProducer:
             self._producer.flush(remaining)
         self.raise_first_error()
         return self.pending == 0
+
+    # -- transactions (processing_guarantee=exactly_once) -------------------------------------
+
+    def start_transactions(self, timeout: float) -> None:
+        """Register the transactional id (fencing any older instance with it), open one."""
+        self._transactional(lambda: self._producer.init_transactions(timeout))
+        self._transactional(self._producer.begin_transaction)
+
+    def commit_transaction(self, offsets: list[Any], group: Any, timeout: float) -> None:
+        """Commit outputs and input offsets atomically, then open the next transaction."""
+        self._transactional(
+            lambda: self._producer.send_offsets_to_transaction(offsets, group, timeout)
+        )
+        # commit_transaction flushes, so every delivery report has been served afterwards.
+        self._transactional(lambda: self._producer.commit_transaction(timeout))
+        self.raise_first_error()
+        self._transactional(self._producer.begin_transaction)
+
+    def _transactional(self, call: Any) -> None:
+        try:
+            call()
+        except confluent_kafka.KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            reason = error.str() if isinstance(error, confluent_kafka.KafkaError) else str(exc)
+            if isinstance(error, confluent_kafka.KafkaError) and error.code() in _FENCED:
+                raise KafkaFailure(
+                    f"fenced by a newer instance with the same transactional id: {reason}"
+                ) from None
+            # An aborted transaction discarded outputs whose input is already applied to the
+            # in-memory cases: only a restart (restore from the changelog) makes them agree again.
+            raise KafkaFailure(f"transaction failed: {reason}") from None
 
     def queue_length(self) -> int:
         return len(self._producer)

@@ -21,6 +21,10 @@ import numpy.typing as npt
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
+# Activity counts saturate here: uint16 halves the widest column, and a case with more than
+# 65535 events of one activity is already far outside anything a model was trained on.
+COUNT_MAX = np.iinfo(np.uint16).max
+
 
 @dataclass(frozen=True, slots=True)
 class StoreShape:
@@ -53,7 +57,10 @@ class CaseStore:
         self.shape = shape
         self.index: dict[str, int] = {}
         self._capacity = 0
+        # Released rows are reused first (LIFO); rows never used yet are handed out from
+        # ``_unused`` upwards, so spare capacity costs column bytes only, no Python ints.
         self._free: list[int] = []
+        self._unused = 0
         self.case_ids: list[str] = []
         self._activity_dtype = _id_dtype(shape.padding_id)
         self._attribute_pad = np.array([size + 1 for size in shape.event_attribute_sizes])
@@ -66,7 +73,7 @@ class CaseStore:
         s = self.shape
         k, e = s.sequence_length, len(s.event_attribute_sizes)
         old = self._capacity
-        self.counts = self._grow("counts", (capacity, s.activities), np.uint32, 0)
+        self.counts = self._grow("counts", (capacity, s.activities), np.uint16, 0)
         self.ring = self._grow("ring", (capacity, k), self._activity_dtype, s.padding_id)
         self.attribute_ring = self._grow(
             "attribute_ring", (capacity, k, e), self._attribute_dtype, 0
@@ -88,7 +95,6 @@ class CaseStore:
         self.first_offset = self._grow("first_offset", (capacity,), np.int64, -1)
         self.last_offset = self._grow("last_offset", (capacity,), np.int64, -1)
         self.case_ids.extend([""] * (capacity - old))
-        self._free.extend(range(capacity - 1, old - 1, -1))
         self._capacity = capacity
 
     def _grow(
@@ -123,9 +129,13 @@ class CaseStore:
 
     def open_row(self, case_id: str) -> int:
         """A fresh row for a new case (the case is not yet in ``index``)."""
-        if not self._free:
-            self._allocate_columns(self._capacity * 2)
-        row = self._free.pop()
+        if self._free:
+            row = self._free.pop()
+        else:
+            if self._unused == self._capacity:
+                self._allocate_columns(self._capacity * 2)
+            row = self._unused
+            self._unused += 1
         self.case_ids[row] = case_id
         return row
 
@@ -146,9 +156,11 @@ class CaseStore:
         self.partition[rows] = -1
         self.first_offset[rows] = -1
         self.last_offset[rows] = -1
-        for row in rows.tolist():
-            self.case_ids[row] = ""
-            self._free.append(row)
+        case_ids = self.case_ids
+        released = rows.tolist()
+        for row in released:
+            case_ids[row] = ""
+        self._free.extend(released)
 
     def apply(
         self,
@@ -162,14 +174,17 @@ class CaseStore:
     ) -> None:
         """Add one event to each of ``rows``; every row appears at most once in a call."""
         known = activities < self.shape.activities
-        self.counts[rows[known], activities[known]] += 1
+        known_rows, known_activities = rows[known], activities[known]
+        counts = self.counts[known_rows, known_activities]
+        self.counts[known_rows, known_activities] = counts + (counts < COUNT_MAX)
         self.unknown[rows[~known]] += 1
-        slot = self.n_events[rows] % self.shape.sequence_length
+        n_events = self.n_events[rows]
+        slot = n_events % self.shape.sequence_length
         self.ring[rows, slot] = activities
         if attributes.shape[1]:
             self.attribute_ring[rows, slot] = attributes
-        first = self.n_events[rows] == 0
-        self.n_events[rows] += 1
+        first = n_events == 0
+        self.n_events[rows] = n_events + 1
         self.first_offset[rows[first]] = offsets[first]
         self.last_offset[rows] = offsets
         self.partition[rows] = partitions

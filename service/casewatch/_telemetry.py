@@ -9,17 +9,13 @@ the liveness timeout) and ``/readyz`` readiness (partitions assigned, model load
 from __future__ import annotations
 
 import contextlib
-import socket
-import threading
 import time
 from collections.abc import Iterable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
-from prometheus_client.exposition import choose_encoder
 
-from casewatch._errors import ConfigError
+from casewatch._health import Health, ProbeServer
 
 PREFIX: Final = "casewatch"
 TRIGGERS: Final = ("close", "event", "timeout", "evicted", "request")
@@ -31,49 +27,6 @@ _DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
 # Event-time latency spans sub-second streaming to replays of logs that are days old.
 _LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 86400)
 _SCORE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89)
-
-
-class Health:
-    """Liveness and readiness state, written by the loop and read by the probe thread.
-
-    Each write is a single attribute assignment, atomic under the GIL, so no lock is needed.
-    """
-
-    def __init__(self, liveness_timeout_seconds: float = 30.0) -> None:
-        if liveness_timeout_seconds <= 0:
-            raise ConfigError("liveness_timeout_seconds must be greater than 0")
-        self.liveness_timeout_seconds = liveness_timeout_seconds
-        self._last_beat = time.monotonic()
-        self._assigned = False
-        self._model_loaded = False
-        self._restoring = False
-
-    def heartbeat(self) -> None:
-        self._last_beat = time.monotonic()
-
-    def set_assigned(self, assigned: bool) -> None:
-        self._assigned = assigned
-
-    def set_model_loaded(self, loaded: bool) -> None:
-        self._model_loaded = loaded
-
-    def set_restoring(self, restoring: bool) -> None:
-        self._restoring = restoring
-
-    def liveness(self) -> tuple[bool, str]:
-        silent = time.monotonic() - self._last_beat
-        if silent > self.liveness_timeout_seconds:
-            return False, f"processing loop silent for {silent:.0f}s"
-        return True, "ok"
-
-    def readiness(self) -> tuple[bool, str]:
-        if not self._model_loaded:
-            return False, "model not loaded"
-        if not self._assigned:
-            return False, "no partitions assigned"
-        if self._restoring:
-            return False, "restoring case state"
-        return True, "ok"
 
 
 class Telemetry:
@@ -91,8 +44,7 @@ class Telemetry:
         self.set_assigned = self.health.set_assigned
         self.set_model_loaded = self.health.set_model_loaded
         self.set_restoring = self.health.set_restoring
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http = ProbeServer(self.registry, self.health)
         self._last_commit = time.time()
         r = self.registry
 
@@ -200,6 +152,31 @@ class Telemetry:
         self.paused = Gauge(
             f"{PREFIX}_paused", "1 while consumption is paused for back-pressure.", registry=r
         )
+        self.restoring = Gauge(
+            f"{PREFIX}_restoring", "1 while case state is restored from the changelog.", registry=r
+        )
+        self.restore_duration = Histogram(
+            f"{PREFIX}_restore_duration_seconds",
+            "Time to restore one partition's cases from the changelog.",
+            buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+            registry=r,
+        )
+        self.records_restored = Counter(
+            f"{PREFIX}_records_restored", "Changelog records read while restoring.", registry=r
+        )
+        self.changelog_records = Counter(
+            f"{PREFIX}_changelog_records",
+            "State records written to the changelog (tombstones included).",
+            registry=r,
+        )
+        self.offsets_out_of_range = Counter(
+            f"{PREFIX}_offsets_out_of_range",
+            "Assigned partitions whose committed offset was no longer in the log.",
+            registry=r,
+        )
+        self.model_load_failures = Counter(
+            f"{PREFIX}_model_load_failures", "Models that failed to load or validate.", registry=r
+        )
 
     def count_invalid(self, reason: str) -> None:
         child = self.invalid_by_reason.get(reason)
@@ -234,72 +211,8 @@ class Telemetry:
 
     def serve(self, host: str, port: int) -> tuple[str, int]:
         """Start the HTTP server thread; returns the bound address (port 0 picks a free port)."""
-        if self._server is not None:
-            raise RuntimeError("telemetry server already running")
-        server_class = _IPv6Server if ":" in host else _IPv4Server
-        try:
-            server = server_class((host, port), _make_handler(self))
-        except OSError as exc:
-            raise ConfigError(f"cannot serve metrics on {host}:{port}: {exc.strerror}") from None
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, name="casewatch-telemetry", daemon=True
-        )
-        self._thread.start()
-        bound_host, bound_port = server.server_address[:2]
-        return str(bound_host), int(bound_port)
+        return self._http.serve(host, port)
 
     def close(self) -> None:
         """Stop the HTTP server; safe to call more than once."""
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-
-class _IPv4Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-
-class _IPv6Server(ThreadingHTTPServer):
-    daemon_threads = True
-    address_family = socket.AF_INET6
-
-
-def _make_handler(telemetry: Telemetry) -> type[BaseHTTPRequestHandler]:
-    registry, health = telemetry.registry, telemetry.health
-
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "casewatch"
-
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-                self._reply(200, encoder(registry), content_type)
-            elif path == "/healthz":
-                self._probe(*health.liveness())
-            elif path == "/readyz":
-                self._probe(*health.readiness())
-            else:
-                self._reply(404, b"not found\n", "text/plain; charset=utf-8")
-
-        def _probe(self, ok: bool, reason: str) -> None:
-            body = f"{reason}\n".encode()
-            self._reply(200 if ok else 503, body, "text/plain; charset=utf-8")
-
-        def _reply(self, status: int, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            # Probes arrive every few seconds; access lines would drown the daemon's own log.
-            return
-
-    return Handler
+        self._http.close()

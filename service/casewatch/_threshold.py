@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-ThresholdMethod = Literal["otsu", "mad", "ratio"]
+ThresholdMethod = Literal["otsu", "mad", "ratio", "mixture"]
 Scores = npt.NDArray[np.float64]
 
 _BINS = 256
@@ -61,7 +61,39 @@ def fixed_ratio(scores: Scores) -> float:
     return math.log(20.0)
 
 
+def mixture(scores: Scores, iterations: int = 200) -> float:
+    """Where a two-component Gaussian mixture on log(1 + score) changes its mind.
+
+    The log compresses the anomalous mode's long right tail, so both modes look Gaussian enough;
+    EM starts from the Otsu split so it converges to the normal/anomalous modes rather than to two
+    halves of the normal one.
+    """
+    x = np.log1p(np.maximum(scores, 0.0))
+    split = math.log1p(otsu(scores))
+    low, high = x[x <= split], x[x > split]
+    if low.size < 2 or high.size < 2:
+        return otsu(scores)
+    weight = np.array([low.size, high.size], dtype=np.float64) / x.size
+    mean = np.array([low.mean(), high.mean()])
+    var = np.maximum(np.array([low.var(), high.var()]), 1e-4)
+    for _ in range(iterations):
+        density = weight * np.exp(-((x[:, None] - mean) ** 2) / (2 * var)) / np.sqrt(var)
+        responsibility = density / np.maximum(density.sum(axis=1, keepdims=True), 1e-300)
+        total = responsibility.sum(axis=0) + 1e-12
+        weight = total / x.size
+        mean = (responsibility * x[:, None]).sum(axis=0) / total
+        var = np.maximum((responsibility * (x[:, None] - mean) ** 2).sum(axis=0) / total, 1e-4)
+    upper = int(np.argmax(mean))
+    grid = np.linspace(mean.min(), mean.max(), 512)
+    density = weight * np.exp(-((grid[:, None] - mean) ** 2) / (2 * var)) / np.sqrt(var)
+    above = np.flatnonzero(density[:, upper] >= density[:, 1 - upper])
+    if above.size == 0:
+        return otsu(scores)
+    return float(math.expm1(grid[above[0]]))
+
+
 METHODS: dict[str, Callable[[Scores], float]] = {
+    "mixture": mixture,
     "otsu": otsu,
     "mad": median_mad,
     "ratio": fixed_ratio,

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "produce": ("casewatch.commands.produce", "replay an event log onto a topic"),
     "train": ("casewatch.commands.train", "fit a scorer on an event log and export it to ONNX"),
     "score": ("casewatch.commands.score", "replay an event log through the evaluator offline"),
+    "evaluate": ("casewatch.commands.evaluate", "detection quality per anomaly type on a log"),
     "check-model": ("casewatch.commands.check_model", "print a model's contract, or why invalid"),
 }
 

@@ -104,6 +104,11 @@ class DaemonProcess:
             time.sleep(0.1)
         raise AssertionError(f"daemon not ready after {timeout} s:\n{self.log_text()}")
 
+    def metrics_text(self) -> str:
+        status, body = http_get(self.metrics_url() + "/metrics")
+        assert status == 200, status
+        return body
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         assert self.process is not None
         self.process.send_signal(sig)

@@ -36,6 +36,12 @@ EXPECTED = {
     "casewatch_commits",
     "casewatch_producer_queue_length",
     "casewatch_paused",
+    "casewatch_restoring",
+    "casewatch_restore_duration_seconds",
+    "casewatch_records_restored",
+    "casewatch_changelog_records",
+    "casewatch_offsets_out_of_range",
+    "casewatch_model_load_failures",
 }
 
 

@@ -36,7 +36,12 @@ from casewatch._replay import replay
 from casewatch._settings import bundled_model_path
 from casewatch._train import TrainOptions, train
 
-TOPICS = {"input": "demo-events", "output": "demo-evaluations", "dlq": "demo-dlq"}
+TOPICS = {
+    "input": "demo-events",
+    "output": "demo-evaluations",
+    "dlq": "demo-dlq",
+    "changelog": "demo-events-casewatch-changelog",
+}
 _STARTUP_SECONDS = 60.0
 
 

@@ -33,6 +33,7 @@ def load_evaluator(settings: Settings) -> StreamingEvaluator:
         max_open_cases=settings.max_open_cases,
         intra_op_threads=settings.intra_op_threads,
         contract_path=settings.contract_path,
+        track_changes=True,
     )
 
 
