@@ -8,6 +8,7 @@ a subprocess (a separate process, like a real broker).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -132,9 +133,15 @@ def topics(kafka_broker: Broker, topic_names: dict[str, str]) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The reference scorer when it is present, else one trained on the bundled log."""
+    """A copy of the reference scorer when it is present, else one trained on the bundled log.
+
+    A copy, so every daemon and every offline comparison in the session scores with the same
+    model even if the reference model is retrained meanwhile.
+    """
     if REFERENCE_MODEL.exists():
-        return REFERENCE_MODEL
+        copy = tmp_path_factory.mktemp("model") / "reference.onnx"
+        shutil.copyfile(REFERENCE_MODEL, copy)
+        return copy
     from casewatch._logs import read_log
     from casewatch._train import TrainOptions, train
 

@@ -146,11 +146,22 @@ class Record:
 
 
 def read_records(
-    bootstrap: str, topic: str, *, until: int, timeout: float = 30.0, grace: float = 1.0
+    bootstrap: str,
+    topic: str,
+    *,
+    until: int,
+    timeout: float = 30.0,
+    grace: float = 1.0,
+    isolation: str = "read_uncommitted",
 ) -> list[Record]:
     """Every record of ``topic`` from the beginning: stops ``grace`` seconds after ``until``."""
     consumer: Any = confluent_kafka.Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "test-reader", **QUIET}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "test-reader",
+            "isolation.level": isolation,
+            **QUIET,
+        }
     )
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
