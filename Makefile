@@ -37,9 +37,12 @@ typecheck: $(STAMP) ## mypy --strict on the package
 
 check: lint typecheck test ## everything CI runs
 
+bench: $(STAMP) ## end-to-end events/s, latency, RSS: ceiling vs naive vs casewatch, one broker
+	$(BIN)/python bench/throughput.py
+
 reference-model: $(STAMP) ## retrain models/reference.onnx on the bundled log
 	$(BIN)/casewatch train service/casewatch/data/p2p-0.3-1.csv.gz --train-fraction 0.5 \
-		--out models/reference.onnx --name reference --version 1.0.0
+		--out models/reference.onnx --name reference --version 1.1.0
 	@if [ -d ../shared/data/eventlogs ]; then $(BIN)/python bench/quality_protocol.py \
 		../shared/data/eventlogs/*.csv.gz --card models/reference.md; fi
 

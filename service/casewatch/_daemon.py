@@ -28,7 +28,8 @@ from casewatch._errors import InvalidEventError, KafkaFailure
 from casewatch._events import ModelIdentity, StreamingEvaluation, StreamingEvent
 from casewatch._kafka_config import restore_consumer_config
 from casewatch._logging import get_logger
-from casewatch._outputs import Headers, OutputProducer
+from casewatch._loop_metrics import LoopMetrics
+from casewatch._outputs import OutputProducer, dead_letter
 from casewatch._rebalance import Rebalance
 from casewatch._restore import Restorer
 from casewatch._settings import Settings
@@ -36,8 +37,6 @@ from casewatch._telemetry import Telemetry
 
 log = get_logger(__name__)
 
-# Dead-letter values beyond this are truncated so the record still fits the broker's limit.
-_DLQ_VALUE_LIMIT = 900_000
 _CHECKPOINT_FLUSH_SECONDS = 5.0
 
 
@@ -109,10 +108,8 @@ class Daemon:
             flush_timeout=settings.shutdown_timeout_seconds,
             counted=self._count_rebalance,
         )
+        self.metrics = LoopMetrics(telemetry, evaluator)
         self._stopping = False
-        self._unknown_seen = 0
-        self._written = 0
-        self._out_of_range_seen = 0
 
     def request_stop(self) -> None:
         self._stopping = True
@@ -165,7 +162,7 @@ class Daemon:
             evaluations = self._score(events)
             self._publish(evaluations, consumed_at)
             if messages:
-                self._observe_batch(len(messages), started)
+                self.metrics.batch(len(messages), started)
             self._relieve_backpressure(consumer)
             if self.checkpoint.expired():
                 self._checkpoint(consumer, _CHECKPOINT_FLUSH_SECONDS)
@@ -209,31 +206,13 @@ class Daemon:
             self.outputs.produce,
             self.encoder.encode,
         )
-        telemetry = self.telemetry
-        now = time.time()
         for evaluation in evaluations:
             produce(topic, evaluation.case_id.encode(), encode(evaluation))
-            trigger = evaluation.trigger
-            telemetry.count_evaluation(trigger, evaluation.anomalous)
-            telemetry.trace_score.observe(evaluation.trace_score)
-            if evaluation.last_event_at is not None:
-                telemetry.latency_event_time.observe(max(0.0, now - evaluation.last_event_at))
-            if trigger != "timeout":
-                telemetry.latency_ingest_time.observe(now - consumed_at)
+        self.metrics.evaluations(evaluations, consumed_at)
 
     def _dead_letter(self, message: Any, error: InvalidEventError) -> None:
-        value: bytes = message.value() or b""
-        headers: Headers = [
-            ("casewatch.error.reason", error.reason.encode()),
-            ("casewatch.error.detail", str(error).encode()[:1000]),
-            ("casewatch.source.topic", message.topic().encode()),
-            ("casewatch.source.partition", str(message.partition()).encode()),
-            ("casewatch.source.offset", str(message.offset()).encode()),
-        ]
-        if len(value) > _DLQ_VALUE_LIMIT:
-            headers.append(("casewatch.error.truncated_from", str(len(value)).encode()))
-            value = value[:_DLQ_VALUE_LIMIT]
-        self.outputs.produce(self.settings.dlq_topic, message.key(), value, headers)
+        key, value, headers = dead_letter(message, error.reason, str(error))
+        self.outputs.produce(self.settings.dlq_topic, key, value, headers)
         self.telemetry.count_invalid(error.reason)
         self.telemetry.dlq_records.inc()
 
@@ -245,27 +224,18 @@ class Daemon:
         log.warning("consumer_error", error=error.str())
 
     def _restore_step(self, consumer: Any) -> None:
-        before = self.restorer.records
-        finished = self.restorer.step()
-        telemetry = self.telemetry
-        telemetry.records_restored.inc(self.restorer.records - before)
+        restorer = self.restorer
+        finished = restorer.step()
         if finished:
             topic = self.settings.input_topic
             consumer.resume([confluent_kafka.TopicPartition(topic, p) for p in finished])
-            for seconds in finished.values():
-                telemetry.restore_duration.observe(seconds)
             log.info(
                 "partitions_restored",
                 partitions=sorted(finished),
                 seconds=round(max(finished.values()), 3),
                 open_cases=self.evaluator.open_case_count,
             )
-        self._update_restoring()
-
-    def _update_restoring(self) -> None:
-        restoring = self.restorer.restoring
-        self.telemetry.set_restoring(restoring)
-        self.telemetry.restoring.set(int(restoring))
+        self.metrics.restore(restorer.restoring, restorer.records, finished)
 
     def _relieve_backpressure(self, consumer: Any) -> None:
         outputs = self.outputs
@@ -293,49 +263,19 @@ class Daemon:
             # worst case is that some input is read again, never that some is skipped.
             log.warning("commit_rejected", error=str(exc))
             done = False
-        if self.checkpoint.commits != commits_before:
-            self.telemetry.mark_commit()
-        self.telemetry.changelog_records.inc(self.checkpoint.changelog_records - self._written)
-        self._written = self.checkpoint.changelog_records
-        self._observe_partitions(consumer)
+        checkpoint = self.checkpoint
+        self.metrics.checkpoint(
+            checkpoint.commits != commits_before, checkpoint.changelog_records, self.outputs.pending
+        )
+        self.metrics.lag(consumer, self.settings.input_topic, self.rebalance.assigned)
         return done
 
-    def _observe_batch(self, size: int, started: float) -> None:
-        telemetry = self.telemetry
-        telemetry.events_consumed.inc(size)
-        telemetry.batch_size.observe(size)
-        telemetry.batch_duration.observe(time.perf_counter() - started)
-        telemetry.open_cases.set(self.evaluator.open_case_count)
-        unknown = self.evaluator.unknown_activity_events
-        if unknown > self._unknown_seen:
-            telemetry.unknown_activities.inc(unknown - self._unknown_seen)
-            self._unknown_seen = unknown
-
-    def _observe_partitions(self, consumer: Any) -> None:
-        """Consumer lag from cached watermarks, on the checkpoint interval only."""
-        telemetry, topic = self.telemetry, self.settings.input_topic
-        telemetry.producer_queue_length.set(self.outputs.pending)
-        telemetry.open_cases.set(self.evaluator.open_case_count)
-        assigned = sorted(self.rebalance.assigned)
-        telemetry.assigned_partitions.set(len(assigned))
-        if not assigned:
-            return
-        positions = consumer.position([confluent_kafka.TopicPartition(topic, p) for p in assigned])
-        for tp in positions:
-            _, high = consumer.get_watermark_offsets(tp, cached=True)
-            if high >= 0 and tp.offset >= 0:
-                telemetry.set_consumer_lag(tp.partition, max(0, high - tp.offset))
-
-    def _count_rebalance(self, kind: str, partitions: int) -> None:
-        telemetry, rebalance = self.telemetry, self.rebalance
-        telemetry.rebalances_by_kind[kind].inc()
-        telemetry.assigned_partitions.set(len(rebalance.assigned))
-        telemetry.set_assigned(bool(rebalance.assigned))
-        telemetry.offsets_out_of_range.inc(rebalance.out_of_range_count - self._out_of_range_seen)
-        self._out_of_range_seen = rebalance.out_of_range_count
-        self._update_restoring()
+    def _count_rebalance(self, kind: str, partitions: set[int]) -> None:
+        rebalance = self.rebalance
+        self.metrics.rebalance(kind, partitions, rebalance.assigned, rebalance.out_of_range_count)
+        self.metrics.restore(self.restorer.restoring, self.restorer.records, {})
         event = {"assign": "partitions_assigned", "revoke": "partitions_revoked"}.get(kind)
-        log.info(event or f"partitions_{kind}", count=partitions)
+        log.info(event or f"partitions_{kind}", partitions=sorted(partitions))
 
     def _shutdown(self, consumer: Any) -> None:
         """Deliver what is in flight, commit it, leave the group."""

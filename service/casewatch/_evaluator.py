@@ -202,6 +202,8 @@ class StreamingEvaluator:
     def drop_partitions(self, partitions: Iterable[int]) -> int:
         """Forget the open cases of the given partitions (no evaluations); returns how many."""
         wanted = np.asarray(sorted(set(partitions)), dtype=np.int64)
+        if self._changes is not None:
+            self._changes.forget_partitions(wanted.tolist())
         index = self.store.index
         if not index or wanted.size == 0:
             return 0
@@ -211,8 +213,6 @@ class StreamingEvaluator:
         for position in np.flatnonzero(mask).tolist():
             del index[case_ids[position]]
         self.store.release(rows[mask])
-        if self._changes is not None:
-            self._changes.forget_partitions(wanted.tolist())
         return int(mask.sum())
 
     # -- state for the changelog ---------------------------------------------------------------

@@ -82,53 +82,74 @@ def _event_scores(g: _GraphBuilder, tables: NGramTables, k: int) -> str:
     g.op("Cast", ["valid"], "valid_f", to=TensorProto.FLOAT)
     terms = [g.op("Mul", [transition, "valid_f"], "transition_scores_masked")]
     if tables.attributes:
-        _previous_event(g, k)
+        _neighbours(g, k)
     for j, attribute in enumerate(tables.attributes):
         terms.append(_attribute_scores(g, j, attribute, k))
     return g.op("Max" if len(terms) > 1 else "Identity", terms, "event_scores")
 
 
-def _previous_event(g: _GraphBuilder, k: int) -> None:
-    """Whether each position has the case's previous event in the ring, and where its
-    attribute is known: a case longer than the ring has lost the previous event of its oldest
-    position, so that position is left unscored rather than judged as a case start."""
+def _neighbours(g: _GraphBuilder, k: int) -> None:
+    """Which positions have the case's previous and next event in the ring, and the next
+    activity. A case longer than the ring has lost the previous event of its oldest position:
+    that position is left unscored rather than judged as a case start."""
     g.op("Pad", ["sequence", g.const("shift_pads", [0, 1, 0, 0]), "pad_id"], "shifted")
     previous = g.columns("shifted", 0, k, "previous_ids")
     g.op("Not", [g.op("Equal", [previous, "pad_id"], "previous_is_pad")], "has_previous")
-    g.op("Cast", ["has_previous"], "has_previous_f", to=TensorProto.FLOAT)
+    g.op("Pad", ["sequence", g.const("unshift_pads", [0, 0, 0, 1]), "pad_id"], "unshifted")
+    following = g.columns("unshifted", 1, k + 1, "next_ids")
+    g.op("Not", [g.op("Equal", [following, "pad_id"], "next_is_pad")], "has_next")
     g.op("Or", ["has_previous", "case_in_ring"], "previous_known")
     g.op("And", ["is_event", "previous_known"], "attribute_valid")
     g.op("Cast", ["attribute_valid"], "attribute_valid_f", to=TensorProto.FLOAT)
 
 
+def _against(g: _GraphBuilder, p: str, stay: str, ids: str, other: str) -> str:
+    """log max_v p(v | ctx) - log p(observed | ctx), p = stay * [v = other] + (1 - stay) * q."""
+    q_observed = f"{p}_q_observed"
+    at_other = g.op("Add", [f"{p}_row", other], f"{p}_{other}_at")
+    q_other = g.op("Gather", [f"{p}_q", at_other], f"{p}_{other}_q", axis=0)
+    change = g.op("Sub", ["one", stay], f"{p}_{other}_change")
+    same = g.op("Cast", [g.op("Equal", [ids, other], f"{p}_{other}_same_b")], f"{p}_{other}_same",
+                to=TensorProto.FLOAT)  # fmt: skip
+    kept = g.op("Mul", [stay, same], f"{p}_{other}_kept")
+    new = g.op("Mul", [change, q_observed], f"{p}_{other}_new")
+    observed = g.op("Add", [kept, new], f"{p}_{other}_p_obs")
+    keep = g.op(
+        "Add", [stay, g.op("Mul", [change, q_other], f"{p}_{other}_q_keep")], f"{p}_{other}_p_keep"
+    )
+    other_best = g.op("Mul", [change, f"{p}_qbest"], f"{p}_{other}_new_best")
+    likeliest = g.op("Max", [keep, other_best], f"{p}_{other}_p_best")
+    log_best = g.op("Log", [likeliest], f"{p}_{other}_log_best")
+    log_observed = g.op("Log", [observed], f"{p}_{other}_log_obs")
+    return g.op("Sub", [log_best, log_observed], f"{p}_{other}_surprise")
+
+
 def _attribute_scores(g: _GraphBuilder, j: int, attribute: AttributeModel, k: int) -> str:
-    """log max_v p(v | ctx) - log p(observed | ctx), p = stay * [v = previous] + (1 - stay) * q."""
+    """The event's value against the previous event; a first event against its activity and the
+    next event, counting only when both find it odd; a lone first event is not judged."""
     p = f"attr{j}"
     g.const(f"{p}_q", attribute.probabilities.reshape(-1), np.float32)
+    g.const(f"{p}_best", attribute.best, np.float32)
+    g.const(f"{p}_stay", attribute.stay, np.float32)
     ids = g.op("Gather", ["event_attributes", g.const(p, j)], f"{p}_ids", axis=2)
     missing = g.const(f"{p}_missing", len(attribute.values) + 1)
     g.op("Pad", [ids, g.const(f"{p}_shift", [0, 1, 0, 0]), missing], f"{p}_shifted")
+    g.op("Pad", [ids, g.const(f"{p}_unshift", [0, 0, 0, 1]), missing], f"{p}_unshifted")
     previous = g.columns(f"{p}_shifted", 0, k, f"{p}_previous")
-    row = g.op("Mul", ["sequence", g.const(f"{p}_width", len(attribute.values) + 2)], f"{p}_row")
-    q_observed = g.op("Gather", [f"{p}_q", g.op("Add", [row, ids], f"{p}_at")], f"{p}_qo", axis=0)
-    q_previous = g.op(
-        "Gather", [f"{p}_q", g.op("Add", [row, previous], f"{p}_at_prev")], f"{p}_qp", axis=0
-    )
-    g.const(f"{p}_best", attribute.best, np.float32)
-    g.const(f"{p}_stay", attribute.stay, np.float32)
+    following = g.columns(f"{p}_unshifted", 1, k + 1, f"{p}_next")
+    g.op("Mul", ["sequence", g.const(f"{p}_width", len(attribute.values) + 2)], f"{p}_row")
+    at = g.op("Add", [f"{p}_row", ids], f"{p}_at")
+    q_observed = g.op("Gather", [f"{p}_q", at], f"{p}_q_observed", axis=0)
     best = g.op("Gather", [f"{p}_best", "sequence"], f"{p}_qbest", axis=0)
-    stay_any = g.op("Gather", [f"{p}_stay", "sequence"], f"{p}_stay_any", axis=0)
-    stay = g.op("Mul", [stay_any, "has_previous_f"], f"{p}_stay_known")
-    change = g.op("Sub", ["one", stay], f"{p}_change")
-    same = g.op("Equal", [ids, previous], f"{p}_same_b")
-    same_f = g.op("Cast", [same], f"{p}_same", to=TensorProto.FLOAT)
-    kept = g.op("Mul", [stay, same_f], f"{p}_kept")
-    observed = g.op("Add", [kept, g.op("Mul", [change, q_observed], f"{p}_new")], f"{p}_p_obs")
-    keep = g.op("Add", [stay, g.op("Mul", [change, q_previous], f"{p}_new_prev")], f"{p}_p_keep")
-    other = g.op("Mul", [change, best], f"{p}_new_best")
-    likeliest = g.op("Max", [keep, other], f"{p}_p_best")
-    log_best = g.op("Log", [likeliest], f"{p}_log_best")
-    surprise = g.op("Sub", [log_best, g.op("Log", [observed], f"{p}_log_obs")], f"{p}_surprise")
+    stay = g.op("Gather", [f"{p}_stay", "sequence"], f"{p}_stay_here", axis=0)
+    stay_next = g.op("Gather", [f"{p}_stay", "next_ids"], f"{p}_stay_next", axis=0)
+    after_previous = _against(g, p, stay, ids, previous)
+    before_next = _against(g, p, stay_next, ids, following)
+    alone = g.op("Sub", [g.op("Log", [best], f"{p}_log_qbest"),
+                         g.op("Log", [q_observed], f"{p}_log_q")], f"{p}_alone")  # fmt: skip
+    both = g.op("Min", [alone, before_next], f"{p}_first_both")
+    first = g.op("Where", ["has_next", both, "zero_score"], f"{p}_first")
+    surprise = g.op("Where", ["has_previous", after_previous, first], f"{p}_surprise")
     scale = g.const(f"{p}_scale", attribute.scale, np.float32)
     scaled = g.op("Mul", [surprise, scale], f"{p}_scaled")
     return g.op("Mul", [scaled, "attribute_valid_f"], f"{p}_scores_masked")
@@ -178,6 +199,7 @@ def build_model(
     g.const("transition_scores", tables.transition_scores.reshape(-1), np.float32)
     g.const("pad_id", t + 1)
     g.const("one", 1.0, np.float32)
+    g.const("zero_score", 0.0, np.float32)
     g.const("vocabulary", v)
     g.const("positions", np.arange(k).reshape(1, k))
     g.const("ring_size", float(k), np.float32)

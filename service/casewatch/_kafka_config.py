@@ -65,6 +65,8 @@ def restore_consumer_config(settings: Settings) -> dict[str, Any]:
             "enable.auto.commit": False,
             "enable.partition.eof": False,
             "isolation.level": "read_committed",
+            # A restore reads a backlog: never let a fetch wait for more data to arrive.
+            "fetch.wait.max.ms": 10,
         }
     )
     return config

@@ -8,11 +8,11 @@ one the process (almost) never produces. Labels are never read.
 - End of a closed case: END given the last activity only. Logs cut at an arbitrary moment (cases
   still running when the log was extracted) end after long contexts that complete cases never end
   after; the last activity alone still tells a plausible stop from an impossible one.
-- Per-event categorical attributes: a mixture of "same value as the case's previous event" (weight
-  ``stay``, learnt per activity) and the value's distribution given the activity, smoothed
+- Per-event categorical attributes: a mixture of "same value as the case's neighbouring event"
+  (weight ``stay``, learnt per activity) and the value's distribution given the activity, smoothed
   Witten-Bell style so that long-tailed attributes (resources, products) leave real mass to
   values never seen in training. A case attribute that stays constant costs nothing even when
-  its value is new; a value that breaks the case's own pattern does.
+  its value is rare or new; a value that breaks the case's own pattern does.
 - Each feature's surprises are shrunk so that its training 99th percentile is at most log 100:
   a feature that routinely produces 1-in-100 surprises on normal cases (a resource pool with a
   long tail) cannot dominate features whose normal behaviour is sharp.
@@ -175,35 +175,60 @@ def _fit_attribute(
     follows = ~first
     repeats = np.bincount(activity_ids[follows & (observed == previous)], minlength=v)
     stay = (repeats + 1.0) / (np.bincount(activity_ids[follows], minlength=v) + 2.0)
-    model = AttributeModel(
-        name=name,
-        values=values,
-        probabilities=probabilities,
-        best=probabilities.max(axis=1),
-        stay=stay,
-        scale=1.0,
+    model = AttributeModel(name, values, probabilities, probabilities.max(axis=1), stay, 1.0)
+    neighbours = Neighbours(
+        previous=previous,
+        has_previous=follows,
+        next_activity=np.r_[activity_ids[1:], 0],
+        following=np.r_[observed[1:], missing],
+        has_next=np.r_[follows[1:], False],
     )
-    surprises = attribute_surprise(model, activity_ids, observed, previous, follows)
+    surprises = attribute_surprise(model, activity_ids, observed, neighbours)
     return AttributeModel(
         name, values, probabilities, model.best, stay, scale=_tail_scale(surprises)
     )
 
 
-def attribute_surprise(
-    model: AttributeModel,
-    activity: IntArray,
-    value: IntArray,
-    previous: IntArray,
-    has_previous: npt.NDArray[np.bool_],
+@dataclass(frozen=True, slots=True)
+class Neighbours:
+    """Per event: the value of the case's previous event and the activity and value of its next."""
+
+    previous: IntArray
+    has_previous: npt.NDArray[np.bool_]
+    next_activity: IntArray
+    following: IntArray
+    has_next: npt.NDArray[np.bool_]
+
+
+def _against(
+    model: AttributeModel, stay: FloatArray, activity: IntArray, value: IntArray, other: IntArray
 ) -> FloatArray:
-    """Scaled surprise of each event's attribute value, as the exported graph computes it."""
-    stay = model.stay[activity] * has_previous
+    """Surprise of ``value`` under stay * [value = other] + (1 - stay) * p(value | activity)."""
     changed = 1.0 - stay
-    observed = stay * (value == previous) + changed * model.probabilities[activity, value]
+    observed = stay * (value == other) + changed * model.probabilities[activity, value]
     likeliest = np.maximum(
-        stay + changed * model.probabilities[activity, previous], changed * model.best[activity]
+        stay + changed * model.probabilities[activity, other], changed * model.best[activity]
     )
-    return np.asarray((np.log(likeliest) - np.log(observed)) * model.scale)
+    return np.asarray(np.log(likeliest) - np.log(observed))
+
+
+def attribute_surprise(
+    model: AttributeModel, activity: IntArray, value: IntArray, around: Neighbours
+) -> FloatArray:
+    """Scaled surprise of each event's attribute value, as the exported graph computes it.
+
+    A later event is judged against the previous one. The first event is judged against the
+    second as well as against its activity, and counts only when both find it odd: a rare value
+    the next event repeats is the case's own (a customer, a product), not an anomaly. A case of
+    one event has nothing to compare its values with and they are not judged.
+    """
+    after_previous = _against(model, model.stay[activity], activity, value, around.previous)
+    alone = np.log(model.best[activity]) - np.log(model.probabilities[activity, value])
+    before_next = _against(
+        model, model.stay[around.next_activity], activity, value, around.following
+    )
+    first = np.where(around.has_next, np.minimum(alone, before_next), 0.0)
+    return np.asarray(np.where(around.has_previous, after_previous, first) * model.scale)
 
 
 def _witten_bell(counts: FloatArray) -> FloatArray:

@@ -15,6 +15,8 @@ import confluent_kafka
 from casewatch._errors import DeliveryFailure, KafkaFailure
 
 Headers = list[tuple[str, bytes]]
+# Dead-letter values beyond this are truncated so the record still fits the broker's limit.
+DLQ_VALUE_LIMIT = 900_000
 _FENCED = frozenset(
     {
         confluent_kafka.KafkaError._FENCED,
@@ -143,3 +145,19 @@ class OutputProducer:
         self.failed += 1
         if self.first_error is None:
             self.first_error = f"{message.topic()}[{message.partition()}]: {error.str()}"
+
+
+def dead_letter(message: Any, reason: str, detail: str) -> tuple[bytes | None, bytes, Headers]:
+    """Key, value and headers of the dead-letter record for an input message."""
+    value: bytes = message.value() or b""
+    headers: Headers = [
+        ("casewatch.error.reason", reason.encode()),
+        ("casewatch.error.detail", detail.encode()[:1000]),
+        ("casewatch.source.topic", message.topic().encode()),
+        ("casewatch.source.partition", str(message.partition()).encode()),
+        ("casewatch.source.offset", str(message.offset()).encode()),
+    ]
+    if len(value) > DLQ_VALUE_LIMIT:
+        headers.append(("casewatch.error.truncated_from", str(len(value)).encode()))
+        value = value[:DLQ_VALUE_LIMIT]
+    return message.key(), value, headers

@@ -43,7 +43,7 @@ class Rebalance:
         out_of_range: str,
         cooperative: bool,
         flush_timeout: float,
-        counted: Callable[[str, int], None],
+        counted: Callable[[str, set[int]], None],
     ) -> None:
         self._checkpoint = checkpoint
         self._outputs = outputs
@@ -70,10 +70,10 @@ class Rebalance:
         else:
             consumer.assign(partitions)
         consumer.pause(partitions)
-        numbers = [tp.partition for tp in partitions]
-        self._restorer.begin(numbers)
+        numbers = {tp.partition for tp in partitions}
+        self._restorer.begin(sorted(numbers))
         self.assigned.update(numbers)
-        self._counted("assign", len(partitions))
+        self._counted("assign", numbers)
 
     def on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         revoked = {tp.partition for tp in partitions}
@@ -100,7 +100,7 @@ class Rebalance:
         self._evaluator.drop_partitions(partitions)
         self._checkpoint.forget(partitions)
         self.assigned -= partitions
-        self._counted(kind, len(partitions))
+        self._counted(kind, partitions)
 
     def _start_offsets(self, consumer: Any, partitions: list[Any]) -> None:
         """Apply the out-of-range policy to committed offsets retention has deleted."""

@@ -63,6 +63,21 @@ class RoutedBatch:
             yield order[bounds[g] : bounds[g + 1]]
 
 
+def _generation(rows: IntArray) -> IntArray:
+    """For each event, how many earlier events of the batch went to the same row."""
+    n = rows.size
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(rows, kind="stable")
+    ordered = rows[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    # Position within the run of equal rows = position - start of its run.
+    run_start = np.repeat(starts, np.diff(np.r_[starts, n]))
+    generation = np.empty(n, dtype=np.int64)
+    generation[order] = np.arange(n) - run_start
+    return generation
+
+
 class Router:
     """Maps events to rows, activity ids and attribute ids; detects closing events."""
 
@@ -83,50 +98,68 @@ class Router:
     def route(self, events: Sequence[StreamingEvent]) -> RoutedBatch:
         store = self._store
         index = store.index
-        activity_ids = self._activity_ids
+        pop, open_row = index.pop, store.open_row
+        activity_of = self._activity_ids.get
         unknown_id = store.shape.unknown_id
         end_activities = self._end_activities
-        attribute_names = self._event_attribute_names
-        attribute_ids = self._event_attribute_ids
         n = len(events)
-        rows = np.empty(n, dtype=np.int64)
-        activities = np.empty(n, dtype=np.int64)
-        generation = np.empty(n, dtype=np.int64)
-        closing = np.zeros(n, dtype=np.bool_)
-        timestamps = np.empty(n, dtype=np.float64)
-        partitions = np.empty(n, dtype=np.int64)
-        offsets = np.empty(n, dtype=np.int64)
-        attributes = np.empty((n, len(attribute_names)), dtype=np.int64)
-        seen: dict[int, int] = {}
-        unknown = 0
+        # Python lists in the loop, numpy conversion once after it: a numpy scalar store per
+        # field and event costs several times a list append.
+        rows: list[int] = []
+        activities: list[int] = []
+        timestamps: list[float | None] = []
+        partitions: list[int] = []
+        offsets: list[int] = []
+        closing_at: list[int] = []
+        add_row, add_activity, add_timestamp = rows.append, activities.append, timestamps.append
+        add_partition, add_offset = partitions.append, offsets.append
+        add_closing = closing_at.append
         for i, event in enumerate(events):
-            row = index.pop(event.case_id, _NO_ROW)
+            case_id = event.case_id
+            row = pop(case_id, _NO_ROW)
             if row == _NO_ROW:
-                row = store.open_row(event.case_id)
-            rows[i] = row
-            count = seen.get(row, 0)
-            generation[i] = count
-            seen[row] = count + 1
-            activity = activity_ids.get(event.name, unknown_id)
-            unknown += activity == unknown_id
-            activities[i] = activity
-            timestamp = event.timestamp
-            timestamps[i] = math.nan if timestamp is None else timestamp
-            partitions[i] = event.partition
-            offsets[i] = event.offset
-            for j, name in enumerate(attribute_names):
-                value = event.attributes.get(name)
-                ids = attribute_ids[j]
-                attributes[i, j] = len(ids) + 1 if value is None else ids.get(str(value), len(ids))
-            if event.close or event.name in end_activities:
-                closing[i] = True
+                row = open_row(case_id)
+            add_row(row)
+            name = event.name
+            add_activity(activity_of(name, unknown_id))
+            add_timestamp(event.timestamp)
+            add_partition(event.partition)
+            add_offset(event.offset)
+            if event.close or name in end_activities:
+                add_closing(i)
             else:
-                index[event.case_id] = row
-        self.unknown_activity_events += unknown
+                # Re-inserted at the end: the dict's order stays the order of last activity.
+                index[case_id] = row
+        row_array = np.fromiter(rows, dtype=np.int64, count=n)
+        activity_array = np.fromiter(activities, dtype=np.int64, count=n)
+        closing = np.zeros(n, dtype=np.bool_)
+        closing[closing_at] = True
+        self.unknown_activity_events += int(np.count_nonzero(activity_array == unknown_id))
         return RoutedBatch(
-            events, rows, activities, attributes, timestamps, partitions, offsets,
-            generation, closing,
-        )  # fmt: skip
+            events,
+            row_array,
+            activity_array,
+            self._event_attribute_columns(events),
+            np.array(timestamps, dtype=np.float64),  # None becomes NaN
+            np.fromiter(partitions, dtype=np.int64, count=n),
+            np.fromiter(offsets, dtype=np.int64, count=n),
+            _generation(row_array),
+            closing,
+        )
+
+    def _event_attribute_columns(self, events: Sequence[StreamingEvent]) -> IntArray:
+        columns = np.empty((len(events), len(self._event_attribute_names)), dtype=np.int64)
+        for j, name in enumerate(self._event_attribute_names):
+            ids = self._event_attribute_ids[j]
+            unknown, missing = len(ids), len(ids) + 1
+            lookup = ids.get
+            columns[:, j] = [
+                missing
+                if (value := event.attributes.get(name)) is None
+                else lookup(value if value.__class__ is str else str(value), unknown)
+                for event in events
+            ]
+        return columns
 
     def merge_case_attributes(self, batch: RoutedBatch, selected: IntArray) -> None:
         if not (self._numeric_case or self._categorical_case):

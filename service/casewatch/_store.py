@@ -86,7 +86,8 @@ class CaseStore:
         self.case_categorical = self._grow(
             "case_categorical", (capacity, s.categorical_case_attributes), np.int32, -1
         )
-        self.n_events = self._grow("n_events", (capacity,), np.int64, 0)
+        # uint32: four billion events per case is beyond any process; int64 would cost 4 B/case.
+        self.n_events = self._grow("n_events", (capacity,), np.uint32, 0)
         self.unknown = self._grow("unknown", (capacity,), np.uint32, 0)
         self.first_time = self._grow("first_time", (capacity,), np.float64, np.nan)
         self.last_time = self._grow("last_time", (capacity,), np.float64, np.nan)

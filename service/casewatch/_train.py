@@ -54,7 +54,7 @@ def train(traces: Sequence[Trace], out: Path, options: TrainOptions, *, source: 
     tables = fit_ngram(training, order=options.order, alpha=options.alpha)
     description = (
         f"{tables.order}-gram activity model with {len(tables.attribute_names)} per-event "
-        "attribute(s) scored against the activity and the case's previous value; "
+        "attribute(s) scored against the activity and the case's neighbouring value; "
         "event score = log max p - log p(observed)"
     )
     model = build_model(
@@ -137,7 +137,9 @@ def model_card(
         f"- Per-event attributes: {', '.join(attributes) or 'none'}. Each value is scored "
         "against a mixture of 'same value as the case's previous event' (weight learnt per "
         "activity) and its distribution given the activity, Witten-Bell smoothed so that "
-        "long-tailed attributes expect unseen values.",
+        "long-tailed attributes expect unseen values. A first event's value counts only when "
+        "both its activity and the next event find it odd (a rare value the case keeps is the "
+        "case's own); a case's only event is not judged on its attributes.",
         "- Each feature's surprises are scaled down so that their training 99th percentile is at "
         "most log 100: a feature that is noisy on normal cases cannot dominate sharp ones.",
         "- Event score: log(max_j p(j | context)) - log p(observed | context), so 0 means the most "

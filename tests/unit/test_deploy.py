@@ -659,7 +659,8 @@ def test_alert_rules_use_only_exported_metrics() -> None:
 def test_every_alert_has_a_firing_and_a_quiet_unit_test() -> None:
     tests = yaml.safe_load(ALERTS_TEST.read_text(encoding="utf-8"))
     assert tests["rule_files"] == [ALERTS.name]
-    firing, quiet = set(), set()
+    firing: set[str] = set()
+    quiet: set[str] = set()
     for case in tests["tests"]:
         for check in case["alert_rule_test"]:
             (firing if check.get("exp_alerts") else quiet).add(check["alertname"])

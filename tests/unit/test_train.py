@@ -55,6 +55,8 @@ def test_threshold_methods() -> None:
     assert calibrate(np.abs(rng.normal(0, 0.2, 1000)), "otsu") == FLOOR
     assert calibrate(scores, "ratio") == pytest.approx(np.log(20))
     assert calibrate(scores, "mad") >= FLOOR
+    assert 2 < calibrate(scores, "mixture") < 5
+    assert calibrate(np.abs(rng.normal(0, 0.2, 1000)), "mixture") == FLOOR
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

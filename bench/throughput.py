@@ -1,0 +1,303 @@
+"""End to end against one broker and one generated stream: ceiling, naive, casewatch.
+
+    .venv/bin/python bench/throughput.py [--events 200000] [--case-length 5] [--open-cases 1000]
+        [--policy close|every_event|both] [--naive-fraction 0.1] [--backlog 20000]
+
+Broker: ``KAFKA_BOOTSTRAP_SERVERS`` if set, else ``casewatch broker`` in a subprocess. Each
+contender gets fresh topics. A feeder process produces the stream, stamping each event with its
+send time and staying at most ``--backlog`` events ahead of the contender; a collector process
+reads the evaluations. Per contender: events/s from the first produce to the last evaluation
+delivered (casewatch: and its offsets committed for every partition), then a second, paced run
+at half that rate for p50/p99 event-to-evaluation latency, and peak RSS (VmHWM) of the
+contender's process. The naive evaluator is measured on the stream's first ``--naive-fraction``
+of cases (same generator, whole cases), because it is too slow for the full stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from _contenders import ceiling, naive
+from _feed import (
+    FETCH,
+    Shared,
+    broker,
+    collector,
+    committed,
+    cpu_seconds,
+    end_offsets,
+    feeder,
+    peak_rss,
+    thread_cpu,
+    wait_ready,
+    write_stream,
+)
+from _synthetic import REFERENCE_MODEL, ROOT, Stream, encode, first_cases, generate
+from casewatch._broker import ensure_topics
+
+CTX = mp.get_context("spawn")
+
+
+@dataclass
+class Result:
+    name: str
+    events: int
+    rate: float = 0.0
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    rss: int = 0
+    cpu: float = 0.0  # contender CPU seconds during the run
+    notes: list[str] = field(default_factory=list)
+
+
+class Bench:
+    def __init__(self, bootstrap: str, args: argparse.Namespace, workdir: Path) -> None:
+        self.bootstrap = bootstrap
+        self.args = args
+        self.workdir = workdir
+
+    def shared(self) -> Shared:
+        return Shared(
+            CTX.Value("q", 0), CTX.Value("d", 0.0), CTX.Value("d", 0.0), CTX.Event(),
+            CTX.Value("q", 0), CTX.Value("d", 0.0),
+        )  # fmt: skip
+
+    def topics(self, name: str) -> dict[str, str]:
+        suffix = uuid.uuid4().hex[:8]
+        topics = {k: f"bench-{name}-{k}-{suffix}" for k in ("input", "output", "dlq")}
+        counts = ensure_topics(self.bootstrap, topics.values())
+        self.partitions = counts[topics["input"]]
+        return topics
+
+    def run(self, name: str, stream: Stream, every_event: bool, rate: float) -> Result:
+        """One pass of ``stream`` through one contender; ``rate`` > 0 paces the feeder."""
+        path = self.workdir / f"{name}.stream"
+        write_stream(path, *encode(stream))
+        topics = self.topics(name.split(maxsplit=1)[0])
+        total = len(stream)
+        expected = total if every_event else sum(stream.closes)
+        shared, collected = self.shared(), self.shared()
+        receive, send = CTX.Pipe(duplex=False)
+        processes: list[Any] = []
+        daemon: subprocess.Popen[bytes] | None = None
+        group = f"bench-{uuid.uuid4().hex[:8]}"
+        wait = self.args.batch_wait_ms / 1000
+        try:
+            if name.startswith("ceiling"):
+                contender = CTX.Process(
+                    target=ceiling,
+                    args=(self.bootstrap, topics["input"], self.partitions, total, wait, shared),
+                )
+            elif name.startswith("naive"):
+                contender = CTX.Process(
+                    target=naive,
+                    args=(self.bootstrap, topics["input"], topics["output"], self.partitions,
+                          total, every_event, str(REFERENCE_MODEL), wait, shared),
+                )  # fmt: skip
+            else:
+                contender = None
+                daemon = self.start_daemon(topics, group, every_event)
+            if contender is not None:
+                contender.start()
+                processes.append(contender)
+                shared.ready.wait(60)
+                pid = contender.pid
+            else:
+                assert daemon is not None
+                pid = daemon.pid
+                daemon_cpu = cpu_seconds(pid)
+                threads_before = thread_cpu(pid)
+            if not name.startswith("ceiling"):
+                # The collector paces the feeder for the daemon; the naive one reports itself.
+                collected.progress = shared.progress
+                watcher = CTX.Process(
+                    target=collector,
+                    args=(self.bootstrap, topics["output"], self.partitions, expected,
+                          collected, send),
+                )  # fmt: skip
+                watcher.start()
+                processes.append(watcher)
+                collected.ready.wait(60)
+            feed = CTX.Process(
+                target=feeder,
+                args=(self.bootstrap, topics["input"], str(path), self.args.backlog, rate, shared),
+            )
+            feed.start()
+            processes.append(feed)
+            result = Result(name, total)
+            done = shared if name.startswith("ceiling") else collected
+            latencies: list[float] = []
+            deadline = time.time() + self.args.timeout
+            while done.done_at.value == 0 and time.time() < deadline:
+                time.sleep(0.05)
+                if daemon is not None and daemon.poll() is not None:
+                    raise RuntimeError(f"daemon exited with {daemon.returncode}")
+            if done.done_at.value == 0:
+                raise RuntimeError(f"{name}: not finished after {self.args.timeout} s")
+            end = done.done_at.value
+            if not name.startswith("ceiling"):
+                latencies = receive.recv()[0]
+            if daemon is not None:
+                end = max(end, self.wait_committed(topics["input"], group, deadline))
+            if daemon is not None:
+                result.rss = peak_rss(pid)
+                result.cpu = cpu_seconds(pid) - daemon_cpu
+                threads = thread_cpu(pid)
+                spent = {k: v - threads_before.get(k, 0.0) for k, v in threads.items()}
+                busiest = sorted(spent.items(), key=lambda item: -item[1])[:3]
+                result.notes.append(
+                    "CPU s by thread: " + ", ".join(f"{k} {v:.1f}" for k, v in busiest)
+                )
+            else:
+                contender.join(30)
+                result.rss = shared.rss.value
+                result.cpu = shared.cpu.value
+            result.rate = total / (end - shared.first_sent.value)
+            if latencies:
+                ms = np.percentile(np.asarray(latencies) * 1000, [50, 99])
+                result.p50_ms, result.p99_ms = float(ms[0]), float(ms[1])
+            return result
+        finally:
+            if daemon is not None:
+                daemon.terminate()
+                daemon.wait(30)
+            for process in processes:
+                process.join(5)
+                if process.is_alive():
+                    process.terminate()
+
+    def start_daemon(
+        self, topics: dict[str, str], group: str, every_event: bool
+    ) -> subprocess.Popen[bytes]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CASEWATCH_")}
+        settings = {
+            "BOOTSTRAP_SERVERS": self.bootstrap, "INPUT_TOPIC": topics["input"],
+            "OUTPUT_TOPIC": topics["output"], "DLQ_TOPIC": topics["dlq"], "GROUP_ID": group,
+            "MODEL_PATH": str(REFERENCE_MODEL), "METRICS_HOST": "127.0.0.1",
+            "METRICS_PORT": "0", "SCORE_POLICY": "every_event" if every_event else "close",
+            "COMMIT_INTERVAL_SECONDS": str(self.args.commit_interval), "LOG_FORMAT": "json",
+            "KAFKA__FETCH_WAIT_MAX_MS": str(FETCH["fetch.wait.max.ms"]),
+            "MAX_BATCH_WAIT_MS": str(self.args.batch_wait_ms),
+        }  # fmt: skip
+        env.update({f"CASEWATCH_{k}": v for k, v in settings.items()})
+        env.update({k.removeprefix("BENCH_"): v for k, v in os.environ.items()
+                    if k.startswith("BENCH_CASEWATCH_")})  # fmt: skip
+        log = (self.workdir / f"daemon-{group}.log").open("wb")
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "casewatch.cli", "run"], env=env, stdout=log,
+            stderr=subprocess.STDOUT, cwd=ROOT,
+        )  # fmt: skip
+        wait_ready(self.workdir / f"daemon-{group}.log", daemon)
+        return daemon
+
+    def wait_committed(self, topic: str, group: str, deadline: float) -> float:
+        ends = end_offsets(self.bootstrap, topic, self.partitions)
+        while time.time() < deadline:
+            if committed(self.bootstrap, group, topic, self.partitions) == ends:
+                return time.time()
+            time.sleep(0.05)
+        raise RuntimeError("daemon did not commit every input offset in time")
+
+
+def measure(bench: Bench, name: str, stream: Stream, every_event: bool) -> Result:
+    """Max rate first, then a paced run at half of it for latency (peak RSS of the max run)."""
+    args = bench.args
+    result = bench.run(name, stream, every_event, rate=0)
+    if name.startswith("ceiling") or args.latency_seconds <= 0:
+        return result
+    paced_rate = result.rate / 2
+    cases = max(10, int(paced_rate * args.latency_seconds / args.case_length))
+    paced = generate(cases, args.case_length, args.open_cases, seed=11)
+    latency = bench.run(name + " paced", paced, every_event, rate=paced_rate)
+    result.p50_ms, result.p99_ms = latency.p50_ms, latency.p99_ms
+    result.notes.append(f"latency at {paced_rate:,.0f}/s")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--case-length", type=int, default=5)
+    parser.add_argument("--open-cases", type=int, default=1000)
+    parser.add_argument("--policy", choices=["close", "every_event", "both"], default="both")
+    parser.add_argument("--naive-fraction", type=float, default=0.1)
+    parser.add_argument("--contenders", default="ceiling,naive,casewatch")
+    parser.add_argument("--backlog", type=int, default=20_000)
+    parser.add_argument("--latency-seconds", type=float, default=6.0)
+    parser.add_argument("--commit-interval", type=float, default=0.25)
+    parser.add_argument("--timeout", type=float, default=180.0)
+    parser.add_argument(
+        "--batch-wait-ms", type=int, default=100,
+        help="longest wait for a consume batch to fill, for every contender "
+        "(CASEWATCH_MAX_BATCH_WAIT_MS, default as in the daemon)",
+    )  # fmt: skip
+    args = parser.parse_args()
+    policies = ["close", "every_event"] if args.policy == "both" else [args.policy]
+    stream = generate(max(1, args.events // args.case_length), args.case_length, args.open_cases)
+    small = first_cases(stream, args.naive_fraction)
+    bootstrap, broker_process = broker()
+    print(
+        f"{len(stream):,} events, {len(stream) // args.case_length:,} cases of "
+        f"{args.case_length}, {args.open_cases} open; naive on {len(small):,} events; "
+        f"broker {'external' if broker_process is None else 'embedded'}; "
+        f"{os.cpu_count()} cores",
+        flush=True,
+    )
+    results: list[Result] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="casewatch-bench-") as workdir:
+            bench = Bench(bootstrap, args, Path(workdir))
+            wanted = args.contenders.split(",")
+            if "ceiling" in wanted:
+                results.append(measure(bench, "ceiling", stream, False))
+            for policy in policies:
+                every = policy == "every_event"
+                if "naive" in wanted:
+                    results.append(measure(bench, f"naive {policy}", small, every))
+                if "casewatch" in wanted:
+                    results.append(measure(bench, f"casewatch {policy}", stream, every))
+    finally:
+        if broker_process is not None:
+            broker_process.terminate()
+            broker_process.wait(10)
+    report(results)
+
+
+def report(results: list[Result]) -> None:
+    rates = {r.name: r.rate for r in results}
+    ceiling_rate = rates.get("ceiling", 0.0)
+    print(
+        f"\n{'contender':<22} {'events':>9} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'peak RSS MB':>11} {'ev/CPU-s':>9} {'vs naive':>9} {'vs ceiling':>10}  notes"
+    )
+    for r in results:
+        policy = r.name.split()[-1]
+        naive_rate = rates.get(f"naive {policy}", 0.0)
+        vs_naive = (
+            f"{r.rate / naive_rate:.1f}x" if naive_rate and r.name.startswith("casewatch") else ""
+        )
+        vs_ceiling = f"{r.rate / ceiling_rate:.0%}" if ceiling_rate else ""
+        per_cpu = f"{r.events / r.cpu:,.0f}" if r.cpu > 0 else "-"
+        p50 = f"{r.p50_ms:.1f}" if r.p50_ms is not None else "-"
+        p99 = f"{r.p99_ms:.1f}" if r.p99_ms is not None else "-"
+        print(
+            f"{r.name:<22} {r.events:>9,} {r.rate:>10,.0f} {p50:>8} {p99:>8} "
+            f"{r.rss / 2**20:>11.0f} {per_cpu:>9} {vs_naive:>9} {vs_ceiling:>10}  "
+            f"{'; '.join(r.notes)}"
+        )
+
+
+if __name__ == "__main__":
+    main()

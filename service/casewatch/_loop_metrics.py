@@ -1,0 +1,97 @@
+"""What the processing loop reports to Prometheus, in one place.
+
+Counters the evaluator and the checkpoint keep as running totals are turned into increments
+here, so the loop's hot path only hands over numbers it already has.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+import confluent_kafka
+
+from casewatch._events import StreamingEvaluation
+from casewatch._telemetry import Telemetry
+
+
+class _Counts(Protocol):
+    @property
+    def open_case_count(self) -> int: ...
+
+    @property
+    def unknown_activity_events(self) -> int: ...
+
+
+class LoopMetrics:
+    def __init__(self, telemetry: Telemetry, evaluator: _Counts) -> None:
+        self.telemetry = telemetry
+        self._evaluator = evaluator
+        self._seen = {"unknown": 0, "changelog": 0, "out_of_range": 0, "restored": 0}
+
+    def _increment(self, name: str, total: int, counter: Any) -> None:
+        if total > self._seen[name]:
+            counter.inc(total - self._seen[name])
+            self._seen[name] = total
+
+    def batch(self, size: int, started: float) -> None:
+        telemetry = self.telemetry
+        telemetry.events_consumed.inc(size)
+        telemetry.batch_size.observe(size)
+        telemetry.batch_duration.observe(time.perf_counter() - started)
+        telemetry.open_cases.set(self._evaluator.open_case_count)
+        self._increment(
+            "unknown", self._evaluator.unknown_activity_events, telemetry.unknown_activities
+        )
+
+    def evaluations(self, evaluations: list[StreamingEvaluation], consumed_at: float) -> None:
+        telemetry = self.telemetry
+        count, score = telemetry.count_evaluation, telemetry.trace_score.observe
+        event_time, ingest_time = telemetry.latency_event_time, telemetry.latency_ingest_time
+        now = time.time()
+        for evaluation in evaluations:
+            count(evaluation.trigger, evaluation.anomalous)
+            score(evaluation.trace_score)
+            if evaluation.last_event_at is not None:
+                event_time.observe(max(0.0, now - evaluation.last_event_at))
+            if evaluation.trigger != "timeout":
+                ingest_time.observe(now - consumed_at)
+
+    def checkpoint(self, committed: bool, changelog_records: int, pending_outputs: int) -> None:
+        telemetry = self.telemetry
+        if committed:
+            telemetry.mark_commit()
+        self._increment("changelog", changelog_records, telemetry.changelog_records)
+        telemetry.producer_queue_length.set(pending_outputs)
+        telemetry.open_cases.set(self._evaluator.open_case_count)
+
+    def lag(self, consumer: Any, topic: str, assigned: set[int]) -> None:
+        """Consumer lag from cached watermarks; called on the checkpoint interval only."""
+        telemetry = self.telemetry
+        telemetry.assigned_partitions.set(len(assigned))
+        if not assigned:
+            return
+        wanted = [confluent_kafka.TopicPartition(topic, p) for p in sorted(assigned)]
+        for tp in consumer.position(wanted):
+            _, high = consumer.get_watermark_offsets(tp, cached=True)
+            if high >= 0 and tp.offset >= 0:
+                telemetry.set_consumer_lag(tp.partition, max(0, high - tp.offset))
+
+    def rebalance(
+        self, kind: str, changed: set[int], assigned: set[int], out_of_range: int
+    ) -> None:
+        telemetry = self.telemetry
+        telemetry.rebalances_by_kind[kind].inc()
+        telemetry.assigned_partitions.set(len(assigned))
+        telemetry.set_assigned(bool(assigned))
+        if kind != "assign":
+            telemetry.forget_partitions(changed)
+        self._increment("out_of_range", out_of_range, telemetry.offsets_out_of_range)
+
+    def restore(self, restoring: bool, records: int, finished: dict[int, float]) -> None:
+        telemetry = self.telemetry
+        self._increment("restored", records, telemetry.records_restored)
+        for seconds in finished.values():
+            telemetry.restore_duration.observe(seconds)
+        telemetry.set_restoring(restoring)
+        telemetry.restoring.set(int(restoring))
