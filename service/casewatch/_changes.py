@@ -34,6 +34,10 @@ class ChangeTracker:
     def touched(self, rows: IntArray) -> None:
         self._rows.update(rows.tolist())
 
+    def rows_replaced(self, rows: IntArray) -> None:
+        """The store was rebuilt: forget old row numbers, mark all of ``rows`` changed."""
+        self._rows = set(rows.tolist())
+
     def departing(self, store: CaseStore, rows: IntArray) -> None:
         """Record cases about to leave memory; call before their rows are released."""
         ids, partitions, offsets = store.case_ids, store.partition, store.last_offset

@@ -29,9 +29,11 @@ from casewatch._events import ModelIdentity, StreamingEvaluation, StreamingEvent
 from casewatch._kafka_config import restore_consumer_config
 from casewatch._logging import get_logger
 from casewatch._loop_metrics import LoopMetrics
+from casewatch._model_reload import ModelReloader
 from casewatch._outputs import OutputProducer, dead_letter
 from casewatch._rebalance import Rebalance
 from casewatch._restore import Restorer
+from casewatch._scorer import Scorer
 from casewatch._settings import Settings
 from casewatch._telemetry import Telemetry
 
@@ -67,6 +69,8 @@ class Evaluator(Protocol):
     def forget_case(self, case_id: str) -> None: ...
 
     def last_offset(self, case_id: str) -> int | None: ...
+
+    def swap_scorer(self, scorer: Scorer) -> bool: ...
 
 
 class Daemon:
@@ -109,10 +113,14 @@ class Daemon:
             counted=self._count_rebalance,
         )
         self.metrics = LoopMetrics(telemetry, evaluator)
+        self.reloader = ModelReloader(settings, evaluator, telemetry)
         self._stopping = False
 
     def request_stop(self) -> None:
         self._stopping = True
+
+    def request_model_reload(self) -> None:
+        self.reloader.request()
 
     def run(self) -> None:
         """Process until ``request_stop``; raises CasewatchError on a fatal failure."""
@@ -166,6 +174,7 @@ class Daemon:
             self._relieve_backpressure(consumer)
             if self.checkpoint.expired():
                 self._checkpoint(consumer, _CHECKPOINT_FLUSH_SECONDS)
+            self.reloader.maybe_reload()
 
     def _decode(self, messages: list[Any]) -> list[StreamingEvent]:
         events: list[StreamingEvent] = []

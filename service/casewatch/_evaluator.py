@@ -17,11 +17,12 @@ import numpy as np
 from casewatch._changes import ChangeTracker, StateChanges
 from casewatch._events import ModelIdentity, StreamingEvaluation, StreamingEvent, Trigger
 from casewatch._features import FeatureGatherer, Snapshot, snapshot
+from casewatch._migration import carry_over, same_state_layout, store_shape
 from casewatch._records import RecordBuilder
 from casewatch._routing import Router
 from casewatch._scorer import Features, Scorer
 from casewatch._state_codec import decode_into
-from casewatch._store import CaseStore, IntArray, StoreShape
+from casewatch._store import CaseStore, IntArray
 
 
 class StreamingEvaluator:
@@ -47,29 +48,42 @@ class StreamingEvaluator:
             if isinstance(model, Scorer)
             else Scorer(model, contract_path=contract_path, intra_op_threads=intra_op_threads)
         )
-        contract = self.scorer.contract
         self.score_on_every_event = score_on_every_event
         self.end_activities = frozenset(end_activities)
         self.idle_ttl = idle_ttl if idle_ttl else None
         self.max_open_cases = max_open_cases
         self._clock = clock
-        self.store = CaseStore(
-            StoreShape(
-                activities=len(contract.activities),
-                sequence_length=contract.sequence_length,
-                event_attribute_sizes=tuple(len(a.values) for a in contract.event_attributes),
-                numeric_case_attributes=len(contract.numeric_case_attributes),
-                categorical_case_attributes=len(contract.categorical_case_attributes),
-            ),
-            capacity=initial_capacity,
-        )
-        self._gatherer = FeatureGatherer(
-            self.scorer.features, [len(a.values) for a in contract.categorical_case_attributes]
-        )
-        self._records = RecordBuilder(self.scorer.activities, self.scorer.identity, top_k=top_k)
-        self._router = Router(self.store, self.scorer, self.end_activities)
+        self._top_k = top_k
+        self.store = CaseStore(store_shape(self.scorer.contract), capacity=initial_capacity)
         # The daemon writes changed cases to its changelog; offline replays need no tracking.
         self._changes = ChangeTracker() if track_changes else None
+        self._bind(self.scorer, unknown_so_far=0)
+
+    def _bind(self, scorer: Scorer, *, unknown_so_far: int) -> None:
+        """Resolve everything that depends on the scorer once, not per batch."""
+        contract = scorer.contract
+        self.scorer = scorer
+        self._gatherer = FeatureGatherer(
+            scorer.features, [len(a.values) for a in contract.categorical_case_attributes]
+        )
+        self._records = RecordBuilder(scorer.activities, scorer.identity, top_k=self._top_k)
+        self._router = Router(self.store, scorer, self.end_activities)
+        self._router.unknown_activity_events = unknown_so_far
+
+    def swap_scorer(self, scorer: Scorer) -> bool:
+        """Score with ``scorer`` from the next batch on; open cases are kept.
+
+        Returns True when the cases had to be carried over to another state layout (another
+        activity set, ring length or attributes; see ``casewatch._migration``).
+        """
+        migrated = not same_state_layout(self.scorer.contract, scorer.contract)
+        if migrated:
+            self.store = carry_over(self.store, self.scorer.contract, scorer.contract)
+            if self._changes is not None:
+                # Every open case's changelog record is in the old layout: rewrite them all.
+                self._changes.rows_replaced(np.fromiter(self.store.index.values(), np.int64))
+        self._bind(scorer, unknown_so_far=self.unknown_activity_events)
+        return migrated
 
     # -- identity and inspection ---------------------------------------------------------------
 

@@ -97,6 +97,14 @@ class Settings(BaseSettings):
         description="ONNX scorer to load; defaults to the reference model bundled in the package.",
         json_schema_extra={"doc_default": "bundled `casewatch/models/reference.onnx`"},
     )
+    model_watch_interval_seconds: float | None = Field(
+        5.0,
+        ge=0,
+        description=(
+            "How often to check the model file for changes and hot-reload it (0 or empty: only "
+            "on SIGHUP). Replace the file atomically (write elsewhere, then rename)."
+        ),
+    )
     contract_path: Path | None = Field(
         None,
         description="JSON model contract for a scorer whose ONNX metadata carries none.",
@@ -237,14 +245,14 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("idle_ttl_seconds", mode="before")
+    @field_validator("idle_ttl_seconds", "model_watch_interval_seconds", mode="before")
     @classmethod
     def _ttl_off(cls, value: Any) -> Any:
         if value is None or (isinstance(value, str) and value.strip().lower() in _DISABLED):
             return None
         return value
 
-    @field_validator("idle_ttl_seconds")
+    @field_validator("idle_ttl_seconds", "model_watch_interval_seconds")
     @classmethod
     def _zero_ttl_is_off(cls, value: float | None) -> float | None:
         return value or None

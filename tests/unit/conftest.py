@@ -9,7 +9,7 @@ from casewatch._events import StreamingEvent
 from casewatch._logs import Trace
 from casewatch._train import TrainOptions, train
 
-USERS = {"A": "ann", "B": "bob", "C": "cid", "D": "dan", "E": "eve"}
+USERS = {"A": "ann", "B": "bob", "C": "cid", "D": "dan", "E": "eve", "F": "fay"}
 
 
 def make_trace(case_id: str, activities: str, *, label: bool | None = False) -> Trace:

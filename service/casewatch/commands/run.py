@@ -1,7 +1,8 @@
 """``casewatch run``: the daemon, configured by ``CASEWATCH_*`` environment variables.
 
 Exit codes: 0 after SIGTERM/SIGINT and a clean shutdown, 1 on a fatal failure (model, Kafka,
-undelivered output), 2 on invalid configuration.
+undelivered output), 2 on invalid configuration. SIGHUP reloads the model (see
+``casewatch._model_reload``).
 """
 
 from __future__ import annotations
@@ -53,8 +54,12 @@ def run(args: argparse.Namespace) -> int:
         def request_stop(signum: int, frame: FrameType | None) -> None:
             daemon.request_stop()
 
+        def request_reload(signum: int, frame: FrameType | None) -> None:
+            daemon.request_model_reload()
+
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGHUP, request_reload)
         log.info(
             "starting",
             model=identity.name,
