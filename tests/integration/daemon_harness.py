@@ -206,3 +206,23 @@ def committed_and_end(bootstrap: str, group: str, topic: str) -> tuple[list[int]
         return committed, ends
     finally:
         consumer.close()
+
+
+def published_count(bootstrap: str, topics: dict[str, str]) -> int:
+    """Records on the output topic so far."""
+    return sum(committed_and_end(bootstrap, topics["group"], topics["output"])[1])
+
+
+def wait_for_outputs(
+    bootstrap: str,
+    topics: dict[str, str],
+    wanted: float,
+    daemon: DaemonProcess,
+    timeout: float = 90,
+) -> int:
+    """Wait until the output topic holds ``wanted`` records; returns how many it holds."""
+    deadline = time.monotonic() + timeout
+    while (count := published_count(bootstrap, topics)) < wanted:
+        assert time.monotonic() < deadline, daemon.log_text()
+        time.sleep(0.05)
+    return count

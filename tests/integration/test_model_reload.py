@@ -16,10 +16,10 @@ from casewatch._contract import METADATA_KEY
 from tests.integration.daemon_harness import (
     DaemonProcess,
     case_events,
-    committed_and_end,
     evaluations,
     produce_events,
     read_records,
+    wait_for_outputs,
 )
 from tests.integration.state_checks import assert_like_an_uninterrupted_run
 
@@ -39,10 +39,6 @@ def relabelled(model: Path, version: str, target: Path) -> None:
     os.replace(staging, target)
 
 
-def closed_count(bootstrap: str, topics: dict[str, str]) -> int:
-    return sum(committed_and_end(bootstrap, topics["group"], topics["output"])[1])
-
-
 def test_model_file_change_swaps_models_mid_stream_without_losing_events(
     kafka_bootstrap: str, topics: dict[str, str], model_path: Path, tmp_path: Path
 ) -> None:
@@ -59,10 +55,7 @@ def test_model_file_change_swaps_models_mid_stream_without_losing_events(
     try:
         daemon.wait_ready(60)
         producer.start()
-        deadline = time.monotonic() + 60
-        while closed_count(kafka_bootstrap, topics) < 0.4 * len(cases):
-            assert time.monotonic() < deadline, daemon.log_text()
-            time.sleep(0.05)
+        wait_for_outputs(kafka_bootstrap, topics, 0.4 * len(cases), daemon)
         relabelled(model_path, "B", live)
         producer.join()
         published = evaluations(

@@ -12,20 +12,16 @@ import pytest
 from tests.integration.daemon_harness import (
     DaemonProcess,
     case_events,
-    committed_and_end,
     evaluations,
     produce_events,
     read_records,
+    wait_for_outputs,
 )
 from tests.integration.state_checks import assert_like_an_uninterrupted_run
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 GROUP = {"kafka__session_timeout_ms": 6000, "kafka__heartbeat_interval_ms": 500}
-
-
-def closed_count(bootstrap: str, topics: dict[str, str]) -> int:
-    return sum(committed_and_end(bootstrap, topics["group"], topics["output"])[1])
 
 
 def metric(daemon: DaemonProcess, name: str) -> float:
@@ -55,12 +51,12 @@ def test_instances_joining_and_leaving_mid_stream_lose_nothing(
         second.start()
         first.wait_ready(60)
         producer.start()
-        wait_for_share(kafka_bootstrap, topics, 0.2 * len(cases), first)
+        wait_for_outputs(kafka_bootstrap, topics, 0.2 * len(cases), first)
         third.start()  # joins: partitions move to it, with their open cases
         third.wait_ready(60)
-        wait_for_share(kafka_bootstrap, topics, 0.5 * len(cases), first)
+        wait_for_outputs(kafka_bootstrap, topics, 0.5 * len(cases), first)
         assert second.stop(signal.SIGTERM) == 0  # leaves: its partitions move to the others
-        wait_for_share(kafka_bootstrap, topics, 0.7 * len(cases), first)
+        wait_for_outputs(kafka_bootstrap, topics, 0.7 * len(cases), first)
         second.start()  # and comes back
         producer.join()
         published = evaluations(
@@ -78,12 +74,3 @@ def test_instances_joining_and_leaving_mid_stream_lose_nothing(
 
     assert restored > 0, "no instance took over open cases"
     assert_like_an_uninterrupted_run(events, published, model_path)
-
-
-def wait_for_share(
-    bootstrap: str, topics: dict[str, str], wanted: float, daemon: DaemonProcess
-) -> None:
-    deadline = time.monotonic() + 90
-    while closed_count(bootstrap, topics) < wanted:
-        assert time.monotonic() < deadline, daemon.log_text()
-        time.sleep(0.1)

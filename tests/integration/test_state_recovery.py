@@ -19,7 +19,9 @@ from tests.integration.daemon_harness import (
     committed_and_end,
     evaluations,
     produce_events,
+    published_count,
     read_records,
+    wait_for_outputs,
 )
 from tests.integration.state_checks import assert_like_an_uninterrupted_run
 
@@ -27,10 +29,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 # A short session: a killed member leaves the group quickly, so its partitions move on.
 FAST_GROUP = {"kafka__session_timeout_ms": 6000, "kafka__heartbeat_interval_ms": 500}
-
-
-def closed_count(bootstrap: str, topics: dict[str, str]) -> int:
-    return sum(committed_and_end(bootstrap, topics["group"], topics["output"])[1])
 
 
 def test_sigkill_at_several_points_loses_nothing_and_changes_no_score(
@@ -49,12 +47,9 @@ def test_sigkill_at_several_points_loses_nothing_and_changes_no_score(
         daemon.wait_ready()
         producer.start()
         for share in (0.15, 0.4, 0.7):
-            deadline = time.monotonic() + 60
-            while closed_count(kafka_bootstrap, topics) < share * len(cases):
-                assert time.monotonic() < deadline, daemon.log_text()
-                time.sleep(0.05)
+            wait_for_outputs(kafka_bootstrap, topics, share * len(cases), daemon)
             daemon.stop(signal.SIGKILL)
-            kills.append(closed_count(kafka_bootstrap, topics))
+            kills.append(published_count(kafka_bootstrap, topics))
             daemon.start()
             daemon.wait_ready(timeout=60)
         producer.join()

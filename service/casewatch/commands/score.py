@@ -11,32 +11,20 @@ from typing import IO
 import msgspec
 
 from casewatch._events import StreamingEvaluation
-from casewatch._logs import read_log
 from casewatch._offline import replay
 from casewatch._progress import progress_bar
 from casewatch._scorer import Scorer
-from casewatch._train import split
+from casewatch.commands._replay_args import add_replay_arguments, replayed_traces
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("log", type=Path, help="event log: .csv[.gz], .xes[.gz] or .jsonl[.gz]")
-    parser.add_argument("--model", type=Path, required=True, help="ONNX scorer")
-    parser.add_argument("--contract", type=Path, help="contract file for models without one")
-    parser.add_argument("--policy", choices=("close", "every-event"), default="close")
-    parser.add_argument(
-        "--skip-fraction", type=float, default=0.0,
-        help="skip the first share of cases (those a model was trained on)",
-    )  # fmt: skip
+    add_replay_arguments(parser, policy="close")
     parser.add_argument("--out", type=Path, help="write one JSON evaluation per line here")
 
 
 def run(args: argparse.Namespace) -> int:
-    if not 0 <= args.skip_fraction < 1:
-        raise SystemExit("casewatch score: --skip-fraction must be in [0, 1)")
     scorer = Scorer(args.model, contract_path=args.contract)
-    traces = read_log(args.log)
-    if args.skip_fraction:
-        traces = split(traces, args.skip_fraction)[1]
+    traces = replayed_traces(args, "score")
     encoder = msgspec.json.Encoder()
     out: IO[bytes] | None = args.out.open("wb") if args.out else None
 
