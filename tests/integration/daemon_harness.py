@@ -226,3 +226,22 @@ def wait_for_outputs(
         assert time.monotonic() < deadline, daemon.log_text()
         time.sleep(0.05)
     return count
+
+
+def outputs_after_catch_up(
+    bootstrap: str, topics: dict[str, str], daemon: DaemonProcess, timeout: float = 120
+) -> list[StreamingEvaluation]:
+    """Every evaluation published once the group has committed all of its input.
+
+    Waiting on committed offsets rather than on a record count matters after restarts, where
+    redelivered evaluations would make a count reach its target early.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        committed, ends = committed_and_end(bootstrap, topics["group"], topics["input"])
+        if all(max(c, 0) == end for c, end in zip(committed, ends, strict=True)):
+            break
+        assert time.monotonic() < deadline, daemon.log_text()
+        time.sleep(0.2)
+    total = published_count(bootstrap, topics)
+    return evaluations(read_records(bootstrap, topics["output"], until=total, timeout=60))

@@ -17,6 +17,7 @@ from tests.integration.daemon_harness import (
     DaemonProcess,
     case_events,
     evaluations,
+    outputs_after_catch_up,
     produce_events,
     read_records,
     wait_for_outputs,
@@ -58,9 +59,7 @@ def test_model_file_change_swaps_models_mid_stream_without_losing_events(
         wait_for_outputs(kafka_bootstrap, topics, 0.4 * len(cases), daemon)
         relabelled(model_path, "B", live)
         producer.join()
-        published = evaluations(
-            read_records(kafka_bootstrap, topics["output"], until=len(cases), timeout=60)
-        )
+        published = outputs_after_catch_up(kafka_bootstrap, topics, daemon)
         loaded = [e for e in daemon.log_events() if e.get("event") == "model_loaded"]
     finally:
         producer.join()

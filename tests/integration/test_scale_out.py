@@ -12,9 +12,8 @@ import pytest
 from tests.integration.daemon_harness import (
     DaemonProcess,
     case_events,
-    evaluations,
+    outputs_after_catch_up,
     produce_events,
-    read_records,
     wait_for_outputs,
 )
 from tests.integration.state_checks import assert_like_an_uninterrupted_run
@@ -59,9 +58,7 @@ def test_instances_joining_and_leaving_mid_stream_lose_nothing(
         wait_for_outputs(kafka_bootstrap, topics, 0.7 * len(cases), first)
         second.start()  # and comes back
         producer.join()
-        published = evaluations(
-            read_records(kafka_bootstrap, topics["output"], until=len(cases), timeout=120)
-        )
+        published = outputs_after_catch_up(kafka_bootstrap, topics, first)
         deadline = time.monotonic() + 30
         while sum(metric(i, "casewatch_assigned_partitions") for i in instances) != 4:
             assert time.monotonic() < deadline, "partitions left unassigned"
