@@ -12,46 +12,34 @@ import xml.etree.ElementTree as ET
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from itertools import islice
-from typing import Any, BinaryIO, cast
+from typing import BinaryIO, cast
 
 import msgspec
 
 from casewatch._errors import LogFormatError
 from casewatch._events import StreamingEvent
+from casewatch._log_formats import read_jsonl, read_xes
+from casewatch._trace import (
+    MalformedLogError,
+    Progress,
+    Trace,
+    anomaly_type_of,
+    parse_label,
+    parse_time,
+    report_progress,
+)
 
 __all__ = ["Trace", "interleave", "read_log"]
-
-Progress = Callable[[int], None]
 
 _MARKERS = frozenset({"▶", "■"})
 _CSV_COLUMNS = frozenset(
     {"case_id", "event_position", "activity_name", "timestamp"}
     | {"label", "anomaly_type", "anomaly_description"}
 )
-_PROGRESS_EVERY = 10_000
+PROGRESS_EVERY = 10_000
 _READ_FAILURES = (OSError, EOFError, ValueError, csv.Error, ET.ParseError, zlib.error)
 _LABELS = {"normal": False, "anomalous": True, "false": False, "true": True}
-
-
-@dataclass(frozen=True, slots=True)
-class Trace:
-    """One case of a log: its events in order and, when the log is labelled, the ground truth.
-
-    ``anomalous_positions`` are 0-based indices into ``events`` of the events the label blames.
-    """
-
-    case_id: str
-    events: list[StreamingEvent]
-    label: bool | None
-    anomaly_type: str | None
-    anomalous_positions: tuple[int, ...]
-
-
-class _MalformedLogError(ValueError):
-    """Content error raised by the format readers; ``read_log`` prefixes the file name."""
 
 
 def read_log(path: str | os.PathLike[str], *, progress: Progress | None = None) -> list[Trace]:
@@ -125,35 +113,6 @@ def _round_robin(traces: list[Trace], open_cases: int) -> Iterator[tuple[int, in
             in_flight.append((following, 0))
 
 
-def _report(progress: Progress | None, count: int) -> None:
-    if progress is not None and count % _PROGRESS_EVERY == 0:
-        progress(count)
-
-
-def _parse_time(text: str) -> float:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise _MalformedLogError(f"invalid timestamp {text!r}") from None
-    # A timestamp without an offset is taken as UTC so a replay does not depend on the host zone.
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-
-
-def _parse_label(value: object) -> bool | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        return value
-    label = _LABELS.get(str(value).strip().lower())
-    if label is None:
-        raise _MalformedLogError(f"unknown label {value!r} (expected normal or anomalous)")
-    return label
-
-
-def _anomaly_type(value: str | None) -> str | None:
-    return None if value in (None, "", "-") else value
-
-
 def _anomalous_positions(
     anomaly_type: str | None, description: str, n_events: int
 ) -> tuple[int, ...]:
@@ -188,10 +147,10 @@ def _read_csv(stream: io.BufferedIOBase, progress: Progress | None) -> list[Trac
     rows = csv.reader(io.TextIOWrapper(cast(BinaryIO, stream), encoding="utf-8-sig", newline=""))
     header = next(rows, None)
     if header is None:
-        raise _MalformedLogError("empty file, expected a header row")
+        raise MalformedLogError("empty file, expected a header row")
     for required in ("case_id", "activity_name"):
         if required not in header:
-            raise _MalformedLogError(f"missing column {required!r}")
+            raise MalformedLogError(f"missing column {required!r}")
     column = {name: i for i, name in enumerate(header) if name in _CSV_COLUMNS}
     attribute_columns = [(i, name) for i, name in enumerate(header) if name not in _CSV_COLUMNS]
 
@@ -202,12 +161,12 @@ def _read_csv(stream: io.BufferedIOBase, progress: Progress | None) -> list[Trac
     cases: dict[str, list[tuple[int, StreamingEvent]]] = {}
     truth: dict[str, tuple[str, str, str]] = {}
     for count, row in enumerate(rows, start=1):
-        _report(progress, count)
+        report_progress(progress, count)
         if not row:
             continue
         line = rows.line_num
         if len(row) != len(header):
-            raise _MalformedLogError(f"line {line}: {len(row)} fields, header has {len(header)}")
+            raise MalformedLogError(f"line {line}: {len(row)} fields, header has {len(header)}")
         case_id = cell(row, "case_id")
         events = cases.setdefault(case_id, [])
         if case_id not in truth:
@@ -218,13 +177,13 @@ def _read_csv(stream: io.BufferedIOBase, progress: Progress | None) -> list[Trac
             continue
         written_position = cell(row, "event_position")
         if written_position and not written_position.lstrip("-").isdigit():
-            raise _MalformedLogError(f"line {line}: invalid event_position {written_position!r}")
+            raise MalformedLogError(f"line {line}: invalid event_position {written_position!r}")
         position = int(written_position or len(events))
         try:
             stamp = cell(row, "timestamp")
-            timestamp = _parse_time(stamp) if stamp else None
-        except _MalformedLogError as exc:
-            raise _MalformedLogError(f"line {line}: {exc}") from None
+            timestamp = parse_time(stamp) if stamp else None
+        except MalformedLogError as exc:
+            raise MalformedLogError(f"line {line}: {exc}") from None
         attributes = {n: row[i] for i, n in attribute_columns if row[i] and row[i] not in _MARKERS}
         events.append((position, StreamingEvent(case_id, activity, timestamp, attributes)))
 
@@ -234,128 +193,17 @@ def _read_csv(stream: io.BufferedIOBase, progress: Progress | None) -> list[Trac
         ordered = [event for _, event in positioned]
         label_text, type_text, description = truth[case_id]
         try:
-            label = _parse_label(label_text)
-        except _MalformedLogError as exc:
-            raise _MalformedLogError(f"case {case_id!r}: {exc}") from None
-        kind = _anomaly_type(type_text) if label else None
+            label = parse_label(label_text)
+        except MalformedLogError as exc:
+            raise MalformedLogError(f"case {case_id!r}: {exc}") from None
+        kind = anomaly_type_of(type_text) if label else None
         blamed = _anomalous_positions(kind, description, len(ordered)) if kind else ()
         traces.append(Trace(case_id, ordered, label, kind, blamed))
     return traces
 
 
-def _xes_value(kind: str, key: str, value: str) -> Any:
-    try:
-        if kind == "int":
-            return int(value)
-        if kind == "float":
-            return float(value)
-    except ValueError:
-        raise _MalformedLogError(f"attribute {key!r}: invalid {kind} {value!r}") from None
-    if kind == "boolean":
-        return value.strip().lower() == "true"
-    return value
-
-
-_XES_KINDS = frozenset({"string", "date", "int", "float", "boolean", "id"})
-
-
-def _read_xes(stream: io.BufferedIOBase, progress: Progress | None) -> list[Trace]:
-    traces: list[Trace] = []
-    path: list[str] = []
-    trace_keys: dict[str, Any] = {}
-    event_keys: dict[str, tuple[str, Any]] = {}
-    events: list[StreamingEvent] = []
-    count = 0
-    for action, element in ET.iterparse(stream, events=("start", "end")):
-        tag = element.tag.rpartition("}")[2]
-        if action == "start":
-            path.append(tag)
-            if tag == "trace":
-                trace_keys, events = {}, []
-            elif tag == "event":
-                event_keys = {}
-            continue
-        path.pop()
-        parent = path[-1] if path else ""
-        key, value = element.get("key"), element.get("value")
-        if tag in _XES_KINDS and key is not None and value is not None:
-            if parent == "event":
-                event_keys[key] = (tag, _xes_value(tag, key, value))
-            elif parent == "trace":
-                trace_keys[key] = _xes_value(tag, key, value)
-        elif tag == "event" and parent == "trace":
-            count += 1
-            _report(progress, count)
-            events.append(_xes_event(event_keys, len(events)))
-            element.clear()
-        elif tag == "trace":
-            traces.append(_xes_trace(trace_keys, events, len(traces)))
-            element.clear()
-    for trace in traces:
-        for event in trace.events:
-            event.case_id = trace.case_id
-    return traces
-
-
-def _xes_event(keys: dict[str, tuple[str, Any]], index: int) -> StreamingEvent:
-    name = keys.pop("concept:name", (None, None))[1]
-    if not isinstance(name, str):
-        raise _MalformedLogError(f"event {index} of a trace has no string 'concept:name'")
-    kind, stamp = keys.pop("time:timestamp", (None, None))
-    timestamp = _parse_time(stamp) if kind == "date" and isinstance(stamp, str) else None
-    # The case id is filled in once the trace's own attributes have been read.
-    return StreamingEvent("", name, timestamp, {k: v for k, (_, v) in keys.items()})
-
-
-def _xes_trace(keys: dict[str, Any], events: list[StreamingEvent], index: int) -> Trace:
-    case_id = keys.get("concept:name")
-    if not isinstance(case_id, str):
-        raise _MalformedLogError(f"trace {index} has no string 'concept:name'")
-    label = _parse_label(keys.get("label"))
-    kind = _anomaly_type(keys.get("anomaly_type")) if label else None
-    return Trace(case_id, events, label, kind, ())
-
-
-class _JsonEvent(msgspec.Struct):
-    """One line of a JSONL log: the daemon's input event plus optional ground truth."""
-
-    case_id: str
-    activity: str
-    timestamp: float | str | None = None
-    attributes: dict[str, Any] = {}
-    close: bool = False
-    label: bool | str | None = None
-    anomaly_type: str | None = None
-
-
-def _read_jsonl(stream: io.BufferedIOBase, progress: Progress | None) -> list[Trace]:
-    decoder = msgspec.json.Decoder(_JsonEvent)
-    cases: dict[str, list[StreamingEvent]] = {}
-    truth: dict[str, tuple[bool | None, str | None]] = {}
-    for line_number, line in enumerate(stream, start=1):
-        _report(progress, line_number)
-        if not line.strip():
-            continue
-        try:
-            raw = decoder.decode(line)
-            stamp = raw.timestamp
-            timestamp = _parse_time(stamp) if isinstance(stamp, str) else stamp
-            label = _parse_label(raw.label)
-        except (msgspec.DecodeError, _MalformedLogError) as exc:
-            raise _MalformedLogError(f"line {line_number}: {exc}") from None
-        event = StreamingEvent(raw.case_id, raw.activity, timestamp, raw.attributes)
-        cases.setdefault(raw.case_id, []).append(event)
-        if label is not None:
-            truth.setdefault(raw.case_id, (label, raw.anomaly_type))
-    traces = []
-    for case_id, events in cases.items():
-        label, kind = truth.get(case_id, (None, None))
-        traces.append(Trace(case_id, events, label, _anomaly_type(kind) if label else None, ()))
-    return traces
-
-
 _READERS: dict[str, Callable[[io.BufferedIOBase, Progress | None], list[Trace]]] = {
     ".csv": _read_csv,
-    ".xes": _read_xes,
-    ".jsonl": _read_jsonl,
+    ".xes": read_xes,
+    ".jsonl": read_jsonl,
 }
