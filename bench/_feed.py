@@ -210,7 +210,8 @@ def broker() -> tuple[str, subprocess.Popen[str] | None]:
     return line.removeprefix("bootstrap="), process
 
 
-def wait_ready(log: Path, daemon: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def wait_ready(log: Path, daemon: subprocess.Popen[bytes], timeout: float = 60) -> str:
+    """The daemon's metrics base URL, once /readyz answers 200 (partitions assigned)."""
     deadline = time.time() + timeout
     base = None
     while time.time() < deadline:
@@ -224,8 +225,20 @@ def wait_ready(log: Path, daemon: subprocess.Popen[bytes], timeout: float = 60) 
             try:
                 with urllib.request.urlopen(base + "/readyz", timeout=2) as response:
                     if response.status == 200:
-                        return
+                        return base
             except OSError:
                 pass
         time.sleep(0.1)
     raise RuntimeError("daemon not ready")
+
+
+def events_consumed(base: str) -> int:
+    """The daemon's casewatch_events_consumed_total; -1 when the scrape fails."""
+    try:
+        with urllib.request.urlopen(base + "/metrics", timeout=2) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith("casewatch_events_consumed_total "):
+                    return int(float(line.split()[1]))
+    except OSError:
+        pass
+    return -1
