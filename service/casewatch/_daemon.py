@@ -160,7 +160,10 @@ class Daemon:
         batch_size, wait = s.max_batch_size, s.max_batch_wait_ms / 1000
         while not self._stopping:
             telemetry.heartbeat()
-            messages = consumer.consume(num_messages=batch_size, timeout=wait)
+            # Take what is already fetched without waiting; wait only when nothing is there.
+            messages = consumer.consume(num_messages=batch_size, timeout=0) or consumer.consume(
+                num_messages=batch_size, timeout=wait
+            )
             rebalance.raise_failure()
             if self.restorer.restoring:
                 self._restore_step(consumer)

@@ -7,9 +7,11 @@ here, so the loop's hot path only hands over numbers it already has.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Any, Protocol
 
 import confluent_kafka
+import numpy as np
 
 from casewatch._events import StreamingEvaluation
 from casewatch._telemetry import Telemetry
@@ -21,6 +23,10 @@ class _Counts(Protocol):
 
     @property
     def unknown_activity_events(self) -> int: ...
+
+
+def verdicts_with(verdicts: Counter[tuple[str, bool]], trigger: str) -> int:
+    return verdicts[trigger, False] + verdicts[trigger, True]
 
 
 class LoopMetrics:
@@ -45,17 +51,21 @@ class LoopMetrics:
         )
 
     def evaluations(self, evaluations: list[StreamingEvaluation], consumed_at: float) -> None:
+        """Counted and bucketed once per batch, not once per evaluation."""
+        if not evaluations:
+            return
         telemetry = self.telemetry
-        count, score = telemetry.count_evaluation, telemetry.trace_score.observe
-        event_time, ingest_time = telemetry.latency_event_time, telemetry.latency_ingest_time
         now = time.time()
-        for evaluation in evaluations:
-            count(evaluation.trigger, evaluation.anomalous)
-            score(evaluation.trace_score)
-            if evaluation.last_event_at is not None:
-                event_time.observe(max(0.0, now - evaluation.last_event_at))
-            if evaluation.trigger != "timeout":
-                ingest_time.observe(now - consumed_at)
+        verdicts: Counter[tuple[str, bool]] = Counter((e.trigger, e.anomalous) for e in evaluations)
+        for (trigger, anomalous), count in verdicts.items():
+            telemetry.count_evaluation(trigger, anomalous, count)
+        telemetry.trace_score.observe_many(np.fromiter((e.trace_score for e in evaluations), float))
+        last_events = np.array(
+            [e.last_event_at for e in evaluations if e.last_event_at is not None], dtype=float
+        )
+        telemetry.latency_event_time.observe_many(np.maximum(now - last_events, 0.0))
+        ingested = len(evaluations) - verdicts_with(verdicts, "timeout")
+        telemetry.latency_ingest_time.observe_many(np.full(ingested, now - consumed_at))
 
     def checkpoint(self, committed: bool, changelog_records: int, pending_outputs: int) -> None:
         telemetry = self.telemetry

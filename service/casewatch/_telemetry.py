@@ -15,6 +15,7 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from casewatch._batch_histogram import BatchHistogram
 from casewatch._health import Health, ProbeServer
 
 PREFIX: Final = "casewatch"
@@ -92,20 +93,21 @@ class Telemetry:
             buckets=_DURATION_BUCKETS,
             registry=r,
         )
-        self.event_to_evaluation_latency = Histogram(
+        self.event_to_evaluation_latency = BatchHistogram(
             f"{PREFIX}_event_to_evaluation_latency_seconds",
             "From a case's last event to its evaluation; event_time uses the event timestamp, "
             "ingest_time the moment the message was consumed.",
-            ["clock"],
-            buckets=_LATENCY_BUCKETS,
+            _LATENCY_BUCKETS,
+            label="clock",
+            label_values=LATENCY_CLOCKS,
             registry=r,
         )
         self.latency_event_time = self.event_to_evaluation_latency.labels("event_time")
         self.latency_ingest_time = self.event_to_evaluation_latency.labels("ingest_time")
-        self.trace_score = Histogram(
+        self.trace_score = BatchHistogram(
             f"{PREFIX}_trace_score",
             "Trace scores of published evaluations.",
-            buckets=_SCORE_BUCKETS,
+            _SCORE_BUCKETS,
             registry=r,
         )
         self.consumer_lag = Gauge(
@@ -184,12 +186,12 @@ class Telemetry:
             child = self.invalid_by_reason[reason] = self.invalid_events.labels(reason)
         child.inc()
 
-    def count_evaluation(self, trigger: str, anomalous: bool) -> None:
+    def count_evaluation(self, trigger: str, anomalous: bool, count: int = 1) -> None:
         child = self.evaluations_by.get((trigger, anomalous))
         if child is None:
             child = self.evaluations.labels(trigger, str(anomalous).lower())
             self.evaluations_by[trigger, anomalous] = child
-        child.inc()
+        child.inc(count)
 
     def set_consumer_lag(self, partition: int, lag: int) -> None:
         self.consumer_lag.labels(str(partition)).set(lag)

@@ -8,6 +8,7 @@ undelivered output), 2 on invalid configuration. SIGHUP reloads the model (see
 from __future__ import annotations
 
 import argparse
+import gc
 import signal
 from types import FrameType
 
@@ -67,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
             metrics=f"http://{host}:{port}/metrics",
             settings=settings.redacted(),
         )
+        # Everything built so far (model, settings, clients) lives as long as the process: moving
+        # it out of the collector's reach keeps full collections from scanning it mid-batch.
+        gc.freeze()
         try:
             daemon.run()
         except CasewatchError as exc:
