@@ -2,11 +2,15 @@
 
 At-least-once (the default), as numbered steps:
 
-1. flush: every evaluation and dead letter derived from the input read so far is delivered;
-2. write the changelog (state of changed cases, tombstones of cases that left) and flush it —
-   only now, so a state record never reflects input whose outputs could still be lost;
-3. commit offset + 1 of the last message handled, per partition, synchronously;
+1. every evaluation and dead letter derived from the input read so far is delivered;
+2. write the changelog (state of changed cases, tombstones of cases that left) and wait until it
+   is delivered — only now, so a state record never reflects input whose outputs could be lost;
+3. commit offset + 1 of the last message handled at step 1, per partition, synchronously;
 4. remember it, so offsets only move forward.
+
+On the interval the steps run without blocking the loop (``advance``): each waits for its
+producer generation to be delivered while the loop goes on producing newer records. On revoke
+and shutdown they run blocking (``commit``).
 
 Exactly-once: steps 1-3 are one Kafka transaction (outputs, changelog and the input offsets sent
 with ``send_offsets_to_transaction``), committed on the same interval.
@@ -45,6 +49,11 @@ class Checkpoint:
         self.changelog_records = 0
         self.processed: dict[int, int] = {}  # partition -> highest offset handled
         self.committed: dict[int, int] = {}  # partition -> next offset to read, as committed
+        # The checkpoint under way in the background: its offsets, the step it waits for
+        # ("outputs" or "changelog") and the producer generation that step waits on.
+        self._offsets: dict[int, int] = {}
+        self._step = ""
+        self._generation = -1
 
     def expired(self) -> bool:
         return self._clock() - self._last_commit >= self.interval
@@ -82,6 +91,31 @@ class Checkpoint:
         if offsets:
             self.commits += 1
         self._last_commit = self._clock()
+        self._step = ""  # this commit covers whatever was under way
+        return True
+
+    def advance(self, consumer: Any, outputs: OutputProducer) -> bool:
+        """Move the background checkpoint one step when it can; True when one completed."""
+        if not self._step:
+            if not self.expired():
+                return False
+            self._offsets = dict(self.committable())
+            self._generation = outputs.mark()
+            self._step = "outputs"
+        if not outputs.delivered_through(self._generation):
+            return False
+        if self._step == "outputs":
+            self.changelog_records += self._write_changelog()
+            self._generation = outputs.mark()
+            self._step = "changelog"
+            return False
+        offsets = [(p, o) for p, o in self._offsets.items() if o > self.committed.get(p, -1)]
+        self._step = ""
+        self._last_commit = self._clock()
+        if offsets:
+            self._commit_offsets(consumer, offsets)
+            self.committed.update(offsets)
+            self.commits += 1
         return True
 
     def _commit_offsets(self, consumer: Any, offsets: list[tuple[int, int]]) -> None:
@@ -96,3 +130,4 @@ class Checkpoint:
         for partition in partitions:
             self.processed.pop(partition, None)
             self.committed.pop(partition, None)
+            self._offsets.pop(partition, None)

@@ -175,8 +175,7 @@ class Daemon:
             if messages:
                 self.metrics.batch(len(messages), started)
             self._relieve_backpressure(consumer)
-            if self.checkpoint.expired():
-                self._checkpoint(consumer, _CHECKPOINT_FLUSH_SECONDS)
+            self._advance_checkpoint(consumer)
             self.reloader.maybe_reload()
 
     def _decode(self, messages: list[Any]) -> list[StreamingEvent]:
@@ -263,24 +262,43 @@ class Daemon:
             consumer.resume(assignment)
             self.telemetry.paused.set(0)
 
+    def _advance_checkpoint(self, consumer: Any) -> None:
+        if self.outputs.transactional:
+            # A transaction commits in one blocking call anyway.
+            if self.checkpoint.expired():
+                self._checkpoint(consumer, _CHECKPOINT_FLUSH_SECONDS)
+            return
+        try:
+            completed = self.checkpoint.advance(consumer, self.outputs)
+        except confluent_kafka.KafkaException as exc:
+            self._commit_rejected(exc)
+            return
+        if completed:
+            self._observe_checkpoint(consumer)
+
     def _checkpoint(self, consumer: Any, flush_timeout: float) -> bool:
-        commits_before = self.checkpoint.commits
+        """The blocking checkpoint, for revoke, shutdown and transactions."""
         try:
             done = self.checkpoint.commit(consumer, self.outputs, flush_timeout=flush_timeout)
         except confluent_kafka.KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            if isinstance(error, confluent_kafka.KafkaError) and error.fatal():
-                raise
-            # A commit rejected during a rebalance is retried at the next checkpoint; the
-            # worst case is that some input is read again, never that some is skipped.
-            log.warning("commit_rejected", error=str(exc))
-            done = False
-        checkpoint = self.checkpoint
-        self.metrics.checkpoint(
-            checkpoint.commits != commits_before, checkpoint.changelog_records, self.outputs.pending
-        )
-        self.metrics.lag(consumer, self.settings.input_topic, self.rebalance.assigned)
+            self._commit_rejected(exc)
+            return False
+        if done:
+            self._observe_checkpoint(consumer)
         return done
+
+    def _commit_rejected(self, exc: confluent_kafka.KafkaException) -> None:
+        error = exc.args[0] if exc.args else None
+        if isinstance(error, confluent_kafka.KafkaError) and error.fatal():
+            raise exc
+        # A commit rejected during a rebalance is retried at the next checkpoint; the worst
+        # case is that some input is read again, never that some is skipped.
+        log.warning("commit_rejected", error=str(exc))
+
+    def _observe_checkpoint(self, consumer: Any) -> None:
+        checkpoint = self.checkpoint
+        self.metrics.checkpoint(checkpoint.changelog_records, self.outputs.pending)
+        self.metrics.lag(consumer, self.settings.input_topic, self.rebalance.assigned)
 
     def _count_rebalance(self, kind: str, partitions: set[int]) -> None:
         rebalance = self.rebalance

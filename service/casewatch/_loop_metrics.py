@@ -67,10 +67,10 @@ class LoopMetrics:
         ingested = len(evaluations) - verdicts_with(verdicts, "timeout")
         telemetry.latency_ingest_time.observe_many(np.full(ingested, now - consumed_at))
 
-    def checkpoint(self, committed: bool, changelog_records: int, pending_outputs: int) -> None:
+    def checkpoint(self, changelog_records: int, pending_outputs: int) -> None:
+        """A checkpoint completed (with or without new offsets to commit)."""
         telemetry = self.telemetry
-        if committed:
-            telemetry.mark_commit()
+        telemetry.mark_commit()
         self._increment("changelog", changelog_records, telemetry.changelog_records)
         telemetry.producer_queue_length.set(pending_outputs)
         telemetry.open_cases.set(self._evaluator.open_case_count)

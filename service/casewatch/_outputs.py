@@ -7,6 +7,7 @@ offset is committed past an output that was lost.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -40,6 +41,12 @@ class OutputProducer:
         self.delivered = 0
         self.failed = 0
         self.first_error: str | None = None
+        # Records are counted per generation so a checkpoint can wait for "everything produced
+        # before now" without blocking on what is produced meanwhile; one bound callback per
+        # generation, none per record.
+        self._generation = 0
+        self._pending_by_generation: dict[int, int] = {0: 0}
+        self._on_delivery_now = functools.partial(self._on_delivery, 0)
 
     def produce(
         self,
@@ -58,7 +65,7 @@ class OutputProducer:
                     key=key,
                     headers=headers,
                     partition=partition,
-                    on_delivery=self._on_delivery,
+                    on_delivery=self._on_delivery_now,
                 )
                 break
             except BufferError:
@@ -67,6 +74,26 @@ class OutputProducer:
             except confluent_kafka.KafkaException as exc:
                 raise KafkaFailure(f"cannot produce to {topic!r}: {exc}") from exc
         self.pending += 1
+        self._pending_by_generation[self._generation] += 1
+
+    def mark(self) -> int:
+        """Start a new generation; returns the one that holds everything produced so far."""
+        closed = self._generation
+        self._generation += 1
+        self._pending_by_generation[self._generation] = 0
+        self._on_delivery_now = functools.partial(self._on_delivery, self._generation)
+        return closed
+
+    def delivered_through(self, generation: int) -> bool:
+        """Whether every record of ``generation`` and older ones has been delivered.
+
+        Raises DeliveryFailure when any record has failed.
+        """
+        self.raise_first_error()
+        pending = self._pending_by_generation
+        for old in [g for g in pending if g < self._generation and pending[g] == 0]:
+            del pending[old]
+        return all(g > generation for g in pending)
 
     def poll(self, timeout: float = 0.0) -> None:
         self._producer.poll(timeout)
@@ -137,8 +164,9 @@ class OutputProducer:
         if self.first_error is not None:
             raise DeliveryFailure(f"output not delivered: {self.first_error}")
 
-    def _on_delivery(self, error: Any, message: Any) -> None:
+    def _on_delivery(self, generation: int, error: Any, message: Any) -> None:
         self.pending -= 1
+        self._pending_by_generation[generation] -= 1
         if error is None:
             self.delivered += 1
             return
