@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import confluent_kafka
+
 from casewatch._checkpoint import Checkpoint
 from casewatch._errors import KafkaFailure
 from casewatch._logging import get_logger
@@ -81,6 +83,15 @@ class Rebalance:
         if self.commit_on_revoke:
             try:
                 self._checkpoint.commit(consumer, self._outputs, flush_timeout=self._flush_timeout)
+            except confluent_kafka.KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                if isinstance(error, confluent_kafka.KafkaError) and error.fatal():
+                    self.failure = self.failure or exc
+                else:
+                    # The group moved on before the commit landed (a rebalance in progress):
+                    # the new owner re-reads from the last commit and skips what the
+                    # changelog already reflects, so nothing is lost.
+                    log.warning("commit_on_revoke_rejected", error=str(exc))
             except Exception as exc:  # raised by the loop once consume() returns
                 self.failure = self.failure or exc
         self._release(revoked, "revoke")

@@ -54,7 +54,8 @@ def test_instances_joining_and_leaving_mid_stream_lose_nothing(
         third.start()  # joins: partitions move to it, with their open cases
         third.wait_ready(60)
         wait_for_outputs(kafka_bootstrap, topics, 0.5 * len(cases), first)
-        assert second.stop(signal.SIGTERM) == 0  # leaves: its partitions move to the others
+        code = second.stop(signal.SIGTERM)  # leaves: its partitions move to the others
+        assert code == 0, second.log_text()
         wait_for_outputs(kafka_bootstrap, topics, 0.7 * len(cases), first)
         second.start()  # and comes back
         producer.join()
