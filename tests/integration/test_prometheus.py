@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, stop_process
 from tests.integration.daemon_harness import DaemonProcess, case_events, http_get, produce_events
 
 PROMETHEUS = shutil.which("prometheus")
@@ -133,12 +133,7 @@ def prometheus(daemon: tuple[DaemonProcess, str], tmp_path: Path) -> Iterator[Pr
         )
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def test_prometheus_scrapes_the_daemon_and_loads_the_alerts(
