@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from casewatch._events import StreamingEvent
@@ -59,66 +59,53 @@ def _where(element: Any, traces: int, events: int | None) -> str:
     return f"line {line} ({place})" if line else place
 
 
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
 class _XesReader:
-    """Walks start/end events; the stack holds (tag, key) of every open element."""
+    """Builds traces from the ends of ``event`` and ``trace`` elements, walking their children."""
 
     def __init__(self, notes: list[str] | None) -> None:
         self.notes = notes
         self.skipped: set[str] = set()
-        self.stack: list[tuple[str, str | None]] = []
-        self.owner: int | None = None  # stack index of the open event, else of the open trace
-        self.trace_keys: dict[str, tuple[str, Any]] = {}
-        self.event_keys: dict[str, tuple[str, Any]] = {}
         self.events: list[StreamingEvent] = []
         self.traces: list[Trace] = []
 
-    def start(self, tag: str, element: Any) -> None:
-        if tag == "trace":
-            self.owner, self.trace_keys, self.events = len(self.stack), {}, []
-        elif tag == "event" and self.owner is not None:
-            self.owner, self.event_keys = len(self.stack), {}
-        self.stack.append((tag, element.get("key")))
+    def attributes(self, element: Any, prefix: str, into: dict[str, tuple[str, Any]]) -> None:
+        """Typed values of the attribute children of ``element``, nested ones as dotted names."""
+        for child in element:
+            tag = _local(child.tag)
+            key = child.get("key")
+            if key is None or tag in ("event", "trace"):
+                continue
+            name = prefix + key
+            if tag in _LISTS:
+                self._skip(name)
+                continue
+            value = child.get("value")
+            if tag in _VALUED and value is not None:
+                into[name] = (tag, self._typed(tag, name, value, child))
+            if len(child):
+                self.attributes(child, name + ".", into)
 
-    def end(self, tag: str, element: Any) -> bool:
-        """Handle an element's end; True when it was an event."""
-        _, key = self.stack.pop()
-        if tag == "event" and self.stack and self.stack[-1][0] == "trace":
-            self.events.append(self._event(element))
-            self.owner = len(self.stack) - 1
-            return True
-        if tag == "trace":
-            self.traces.append(self._trace(element))
-            self.owner = None
-        elif key is not None and self.owner is not None and len(self.stack) > self.owner:
-            self._attribute(tag, key, element)
-        return False
+    def _skip(self, name: str) -> None:
+        if name not in self.skipped:
+            self.skipped.add(name)
+            if self.notes is not None:
+                self.notes.append(f"list attribute {name!r} skipped: it has no single value")
 
-    def _attribute(self, tag: str, key: str, element: Any) -> None:
-        assert self.owner is not None
-        enclosing = self.stack[self.owner + 1 :]
-        path = [k for _, k in enclosing if k is not None] + [key]
-        name = ".".join(path)
-        if tag in _LISTS or any(t in _LISTS for t, _ in enclosing):
-            if tag == "list" and name not in self.skipped:
-                self.skipped.add(name)
-                if self.notes is not None:
-                    self.notes.append(f"list attribute {name!r} skipped: it has no single value")
-            return
-        value = element.get("value")
-        if tag not in _VALUED or value is None:
-            return
+    def _typed(self, tag: str, name: str, value: str, element: Any) -> Any:
         try:
-            typed = _typed(tag, value)
+            return _typed(tag, value)
         except (ValueError, MalformedLogError):
             where = _where(element, len(self.traces), len(self.events))
             detail = f"attribute {name!r}: invalid {tag} {value!r}"
             raise MalformedLogError(f"{where}: {detail}") from None
-        owner_tag = self.stack[self.owner][0]
-        keys = self.event_keys if owner_tag == "event" else self.trace_keys
-        keys[name] = (tag, typed)
 
-    def _event(self, element: Any) -> StreamingEvent:
-        keys = self.event_keys
+    def event(self, element: Any) -> None:
+        keys: dict[str, tuple[str, Any]] = {}
+        self.attributes(element, "", keys)
         kind, name = keys.pop("concept:name", ("", None))
         if not isinstance(name, str) or kind != "string":
             where = _where(element, len(self.traces), len(self.events))
@@ -127,10 +114,12 @@ class _XesReader:
         timestamp = stamp if stamp_kind == "date" else None
         attributes = {k: v for k, (_, v) in keys.items()}
         # The case id is filled in once the trace's own attributes have been read.
-        return StreamingEvent("", name, timestamp, attributes)
+        self.events.append(StreamingEvent("", name, timestamp, attributes))
 
-    def _trace(self, element: Any) -> Trace:
-        keys = {k: v for k, (_, v) in self.trace_keys.items()}
+    def trace(self, element: Any) -> None:
+        typed: dict[str, tuple[str, Any]] = {}
+        self.attributes(element, "", typed)
+        keys = {k: v for k, (_, v) in typed.items()}
         case_id = keys.get("concept:name")
         if not isinstance(case_id, str):
             where = _where(element, len(self.traces), None)
@@ -142,12 +131,8 @@ class _XesReader:
             event.case_id = case_id
             if case_attributes:
                 event.attributes = {**case_attributes, **event.attributes}
-        return Trace(case_id, self.events, label, kind, ())
-
-
-def _parse(stream: io.BufferedIOBase, iterparse: Iterparse) -> Iterator[tuple[str, str, Any]]:
-    for action, element in iterparse(stream, events=("start", "end")):
-        yield action, element.tag.rpartition("}")[2], element
+        self.traces.append(Trace(case_id, self.events, label, kind, ()))
+        self.events = []
 
 
 def read_xes(
@@ -162,14 +147,17 @@ def read_xes(
         iterparse = default_iterparse()
     reader = _XesReader(notes)
     count = 0
-    for action, tag, element in _parse(stream, iterparse):
-        if action == "start":
-            reader.start(tag, element)
-        elif reader.end(tag, element):
+    # Only ends: an event's or a trace's attributes are complete when it ends, and are read from
+    # its children then, which costs a fraction of a callback per element.
+    for _, element in iterparse(stream, events=("end",)):
+        tag = element.tag
+        if tag == "event" or tag.endswith("}event"):
+            reader.event(element)
+            element.clear()
             count += 1
             report_progress(progress, count)
-            element.clear()
-        elif tag == "trace":
+        elif tag == "trace" or tag.endswith("}trace"):
+            reader.trace(element)
             element.clear()
     return reader.traces
 
