@@ -10,9 +10,11 @@ from casewatch._train import split
 from casewatch.commands._log_args import LOG_HELP, add_column_arguments, log_columns
 
 
-def add_replay_arguments(parser: argparse.ArgumentParser, *, policy: str) -> None:
+def add_replay_arguments(
+    parser: argparse.ArgumentParser, *, policy: str, model_required: bool = True
+) -> None:
     parser.add_argument("log", type=Path, help=LOG_HELP)
-    parser.add_argument("--model", type=Path, required=True, help="ONNX scorer")
+    parser.add_argument("--model", type=Path, required=model_required, help="ONNX scorer")
     parser.add_argument("--contract", type=Path, help="contract file for models without one")
     parser.add_argument("--policy", choices=("close", "every-event"), default=policy)
     parser.add_argument(
