@@ -7,7 +7,8 @@ Late move a block of 1-2, Attribute changes 1-2 values.
 
 Injected events look like the log's own: an inserted event is a log activity carrying the
 attributes of a real event of that activity (the trace's own ``case:`` values kept), a changed
-attribute takes a value the log has for that attribute but never with that activity. Timestamps
+attribute takes a value the log has for that attribute but never with that activity (only
+where the activity's values of it repeat). Timestamps
 stay in order, as a log sorted by time would show them: moved events take the timestamps of the
 places they move to, inserted and repeated events take times between their neighbours.
 """
@@ -42,6 +43,16 @@ class LogProfile:
     examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     values: dict[str, list[Any]] = field(default_factory=dict)
     seen: dict[tuple[str, str], set[Any]] = field(default_factory=dict)
+    uses: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def categorical(self, activity: str, key: str) -> bool:
+        """Whether the activity's values of ``key`` repeat, so that an unseen one stands out.
+
+        An attribute that is new on almost every event (an id, a free text, a date) has no odd
+        value: changing it would label a case anomalous that no one could tell from a normal one.
+        """
+        seen = self.seen.get((activity, key))
+        return seen is not None and 2 * len(seen) <= self.uses[activity, key]
 
     @classmethod
     def of(cls, traces: Sequence[Sequence[StreamingEvent]]) -> LogProfile:
@@ -55,6 +66,7 @@ class LogProfile:
                         continue
                     values.setdefault(key, {})[value] = None
                     profile.seen.setdefault((event.name, key), set()).add(value)
+                    profile.uses[event.name, key] = profile.uses.get((event.name, key), 0) + 1
         profile.activities = sorted(profile.examples)
         profile.values = {key: sorted(found, key=repr) for key, found in sorted(values.items())}
         return profile
@@ -161,9 +173,9 @@ def attribute(
     # Every (event, attribute) whose attribute has a value in the log the activity never had.
     options = []
     for index, event in enumerate(events):
-        for key, value in event.attributes.items():
-            if key in profile.values and _hashable(value):
-                never = profile.seen.get((event.name, key), set())
+        for key in event.attributes:
+            if key in profile.values and profile.categorical(event.name, key):
+                never = profile.seen[event.name, key]
                 if any(v not in never for v in profile.values[key]):
                     options.append((index, key))
     if not options:
@@ -172,7 +184,7 @@ def attribute(
     changed = list(events)
     for index, key in chosen:
         event = changed[index]
-        never = profile.seen.get((event.name, key), set())
+        never = profile.seen[event.name, key]
         value = rng.choice([v for v in profile.values[key] if v not in never])
         attributes = {**event.attributes, key: value}
         changed[index] = msgspec.structs.replace(event, attributes=attributes, close=False)

@@ -124,6 +124,23 @@ def test_attribute_takes_a_value_the_activity_never_had(seed: int) -> None:
         assert event.attributes["case:channel"] == "web"
 
 
+def test_attribute_leaves_values_that_never_repeat_alone() -> None:
+    traces = log()
+    for t in traces:
+        for i, e in enumerate(t.events):
+            e.attributes = {**e.attributes, "ticket": f"{t.case_id}-{i}"}
+    profile = LogProfile.of([t.events for t in traces])
+    rng = random.Random(0)
+
+    for t in traces[:20]:
+        result = apply("Attribute", t.events, rng, profile)
+        assert result is not None
+        changed, _ = result
+        assert [e.attributes["ticket"] for e in changed] == [
+            e.attributes["ticket"] for e in t.events
+        ]
+
+
 def test_kinds_that_do_not_fit_say_so() -> None:
     profile = LogProfile.of([[StreamingEvent("x", "A")]])
     single = [StreamingEvent("x", "A")]
