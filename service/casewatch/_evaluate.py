@@ -107,6 +107,9 @@ def report_lines(
         f"localisation {result.localisation:.3f} ({result.localised}/{result.localisable} flagged "
         "anomalous cases whose top residual transition is a blamed event's activity)",
     ]
+    if not q.n_anomalous:
+        # Nothing to find: the flagged share is the false-alarm rate, and the rest is undefined.
+        return lines[:1]
     if policy == "every-event":
         lines.append(
             f"detection delay (events after the first blamed event, {len(result.delays)} detected "
