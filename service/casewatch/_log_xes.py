@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterable
 from typing import Any
+from xml.parsers import expat
 
 from casewatch._events import StreamingEvent
 from casewatch._trace import (
@@ -53,10 +54,49 @@ def _typed(kind: str, value: str) -> Any:
     return value
 
 
-def _where(element: Any, traces: int, events: int | None) -> str:
-    line = getattr(element, "sourceline", None)  # lxml knows it; the standard library does not
-    place = f"trace {traces + 1}" + ("" if events is None else f", event {events + 1}")
-    return f"line {line} ({place})" if line else place
+class _ContentError(MalformedLogError):
+    """A value that cannot be read, at the ``event``-th event (0-based; None: the trace itself)
+    of the ``trace``-th trace; ``read_xes`` finds its line."""
+
+    def __init__(self, trace: int, event: int | None, detail: str) -> None:
+        super().__init__(detail)
+        self.trace, self.event, self.detail = trace, event, detail
+
+
+class _Found(Exception):
+    pass
+
+
+def _line_of(stream: io.BufferedIOBase, trace: int, event: int | None) -> int | None:
+    """The line where that trace or event starts: a second, cheap pass, on the error path only.
+
+    ElementTree's elements carry no line numbers, and counting lines on the fast path would cost
+    every read for the sake of the one that fails.
+    """
+    parser = expat.ParserCreate()
+    seen = {"trace": -1, "event": -1}
+
+    def start(name: str, _: object) -> None:
+        local = name.rpartition(":")[2]
+        if local == "trace":
+            seen["trace"] += 1
+            seen["event"] = -1
+            if seen["trace"] == trace and event is None:
+                raise _Found
+        elif local == "event" and seen["trace"] == trace:
+            seen["event"] += 1
+            if seen["event"] == event:
+                raise _Found
+
+    parser.StartElementHandler = start
+    try:
+        stream.seek(0)
+        parser.ParseFile(stream)
+    except _Found:
+        return int(parser.CurrentLineNumber)
+    except (OSError, expat.ExpatError):
+        return None
+    return None
 
 
 def _local(tag: str) -> str:
@@ -85,7 +125,7 @@ class _XesReader:
                 continue
             value = child.get("value")
             if tag in _VALUED and value is not None:
-                into[name] = (tag, self._typed(tag, name, value, child))
+                into[name] = (tag, self._typed(tag, name, value))
             if len(child):
                 self.attributes(child, name + ".", into)
 
@@ -95,21 +135,20 @@ class _XesReader:
             if self.notes is not None:
                 self.notes.append(f"list attribute {name!r} skipped: it has no single value")
 
-    def _typed(self, tag: str, name: str, value: str, element: Any) -> Any:
+    def _typed(self, tag: str, name: str, value: str) -> Any:
         try:
             return _typed(tag, value)
         except (ValueError, MalformedLogError):
-            where = _where(element, len(self.traces), len(self.events))
             detail = f"attribute {name!r}: invalid {tag} {value!r}"
-            raise MalformedLogError(f"{where}: {detail}") from None
+            raise _ContentError(len(self.traces), len(self.events), detail) from None
 
     def event(self, element: Any) -> None:
         keys: dict[str, tuple[str, Any]] = {}
         self.attributes(element, "", keys)
         kind, name = keys.pop("concept:name", ("", None))
         if not isinstance(name, str) or kind != "string":
-            where = _where(element, len(self.traces), len(self.events))
-            raise MalformedLogError(f"{where}: event has no string 'concept:name'")
+            detail = "event has no string 'concept:name'"
+            raise _ContentError(len(self.traces), len(self.events), detail)
         stamp_kind, stamp = keys.pop("time:timestamp", ("", None))
         timestamp = stamp if stamp_kind == "date" else None
         attributes = {k: v for k, (_, v) in keys.items()}
@@ -122,8 +161,8 @@ class _XesReader:
         keys = {k: v for k, (_, v) in typed.items()}
         case_id = keys.get("concept:name")
         if not isinstance(case_id, str):
-            where = _where(element, len(self.traces), None)
-            raise MalformedLogError(f"{where}: trace has no string 'concept:name'")
+            detail = "trace has no string 'concept:name'"
+            raise _ContentError(len(self.traces), None, detail)
         label = parse_label(keys.get("label"))
         kind = anomaly_type_of(keys.get("anomaly_type")) if label else None
         case_attributes = {f"case:{k}": v for k, v in keys.items() if k not in _TRUTH}
@@ -146,6 +185,19 @@ def read_xes(
     if iterparse is None:
         iterparse = default_iterparse()
     reader = _XesReader(notes)
+    try:
+        _read(stream, progress, iterparse, reader)
+    except _ContentError as exc:
+        place = f"trace {exc.trace + 1}" + ("" if exc.event is None else f", event {exc.event + 1}")
+        line = _line_of(stream, exc.trace, exc.event)
+        where = place if line is None else f"line {line} ({place})"
+        raise MalformedLogError(f"{where}: {exc.detail}") from None
+    return reader.traces
+
+
+def _read(
+    stream: io.BufferedIOBase, progress: Progress | None, iterparse: Iterparse, reader: _XesReader
+) -> None:
     count = 0
     # Only ends: an event's or a trace's attributes are complete when it ends, and are read from
     # its children then, which costs a fraction of a callback per element.
@@ -159,7 +211,6 @@ def read_xes(
         elif tag == "trace" or tag.endswith("}trace"):
             reader.trace(element)
             element.clear()
-    return reader.traces
 
 
 def default_iterparse() -> Iterparse:

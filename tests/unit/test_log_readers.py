@@ -231,30 +231,42 @@ def test_xes_nested_typed_and_trace_attributes(
 @pytest.mark.parametrize(
     ("body", "cause"),
     [
-        ('<int key="cost" value="3.5"/>', "trace 1, event 1: attribute 'cost': invalid int '3.5'"),
-        (
-            '<date key="time:timestamp" value="noon"/>',
-            "trace 1, event 1: attribute 'time:timestamp': invalid date 'noon'",
-        ),
-        (
-            '<boolean key="ok" value="yes"/>',
-            "trace 1, event 1: attribute 'ok': invalid boolean 'yes'",
-        ),
+        ('<int key="cost" value="3.5"/>', "attribute 'cost': invalid int '3.5'"),
+        ('<date key="time:timestamp" value="noon"/>', "attribute 'time:timestamp': invalid date"),
+        ('<boolean key="ok" value="yes"/>', "attribute 'ok': invalid boolean 'yes'"),
+        ('<string key="concept:name" value=""/><int key="concept:name" value="1"/>', "event has"),
     ],
 )
-def test_malformed_xes_value_names_trace_event_and_attribute(
-    tmp_path: Path, body: str, cause: str
+@pytest.mark.parametrize("suffix", [".xes", ".xes.gz"])
+def test_malformed_xes_value_names_line_trace_event_and_attribute(
+    tmp_path: Path, body: str, cause: str, suffix: str
 ) -> None:
     text = (
-        '<log><trace><string key="concept:name" value="1"/>'
-        f'<event><string key="concept:name" value="A"/>{body}</event></trace></log>'
+        '<log xmlns="http://www.xes-standard.org/">\n'
+        '<trace><string key="concept:name" value="1"/>\n'
+        '  <event><string key="concept:name" value="A"/></event>\n'
+        "</trace>\n"
+        '<trace><string key="concept:name" value="2"/>\n'
+        '  <event><string key="concept:name" value="A"/></event>\n'
+        f'  <event>\n    <string key="concept:name" value="B"/>\n    {body}\n  </event>\n'
+        "</trace></log>\n"
     )
+    path = write(tmp_path / f"bad{suffix}", text)
+
+    with pytest.raises(LogFormatError) as caught:
+        read_log(path)
+
+    assert str(caught.value).startswith(f"{path}: line 7 (trace 2, event 2): {cause}")
+
+
+def test_xes_trace_without_a_case_id_names_its_line(tmp_path: Path) -> None:
+    text = '<log>\n<trace>\n<event><string key="concept:name" value="A"/></event>\n</trace></log>'
     path = write(tmp_path / "bad.xes", text)
 
     with pytest.raises(LogFormatError) as caught:
         read_log(path)
 
-    assert str(caught.value) == f"{path}: {cause}"
+    assert str(caught.value) == f"{path}: line 2 (trace 1): trace has no string 'concept:name'"
 
 
 def test_malformed_xes_markup_names_the_line(tmp_path: Path) -> None:
