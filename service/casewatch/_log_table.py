@@ -25,6 +25,8 @@ def _text(value: object) -> str:
 def _timestamp(value: object) -> float | None:
     if value is None or value == "":
         return None
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        value = dt.datetime.combine(value, dt.time())  # a date alone is its midnight
     if isinstance(value, dt.datetime):
         # A timestamp without an offset is taken as UTC, as ``parse_time`` does for text.
         return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp()

@@ -125,6 +125,25 @@ def test_parquet_in_pm4py_layout(tmp_path: Path) -> None:
     assert trace.events[2].attributes == {"amount": 3, "urgent": True}
 
 
+def test_parquet_naive_timestamps_and_dates_are_utc(tmp_path: Path) -> None:
+    for kind, values in [
+        (pa.timestamp("ns"), [dt.datetime(2024, 3, 2), dt.datetime(2024, 3, 1)]),
+        (pa.date32(), [dt.date(2024, 3, 2), dt.date(2024, 3, 1)]),
+    ]:
+        table = pa.table(
+            {
+                "case:concept:name": ["t", "t"],
+                "concept:name": ["B", "A"],
+                "time:timestamp": pa.array(values, kind),
+            }
+        )
+
+        (trace,) = read_log(write_parquet(tmp_path / "log.parquet", table))
+
+        assert names(trace) == ["A", "B"]
+        assert trace.events[0].timestamp == dt.datetime(2024, 3, 1, tzinfo=UTC).timestamp()
+
+
 def test_parquet_in_casewatch_layout_with_labels(tmp_path: Path) -> None:
     table = pa.table(
         {
