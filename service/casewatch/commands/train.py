@@ -15,6 +15,7 @@ from casewatch.commands._log_args import LOG_HELP, add_column_arguments, log_col
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("log", type=Path, help=LOG_HELP)
+    add_column_arguments(parser)
     parser.add_argument("--out", type=Path, required=True, help="ONNX file to write")
     parser.add_argument("--name", help="model name (default: the output file's stem)")
     parser.add_argument("--version", help="model version (default: today's date)")
@@ -26,7 +27,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=0.1, help="smoothing strength")
     parser.add_argument("--sequence-length", type=int, default=32, help="K: events kept per case")
     parser.add_argument("--threshold-method", choices=sorted(METHODS), default="otsu")
-    add_column_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
