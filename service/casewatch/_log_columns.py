@@ -21,12 +21,17 @@ LABEL_COLUMNS = ("label", "anomaly_type", "anomaly_description")
 
 @dataclass(frozen=True, slots=True)
 class LogColumns:
-    """Column names to read; ``None`` takes the name of the layout the header matches."""
+    """Column names to read; ``None`` takes the name of the layout the header matches.
+
+    ``timestamp_format`` is a ``strptime`` format for timestamps written as text in another form
+    than ISO-8601 (``%d/%m/%Y %H:%M``, say); without an offset in it, times are UTC.
+    """
 
     case: str | None = None
     activity: str | None = None
     timestamp: str | None = None
     position: str | None = None
+    timestamp_format: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ def read_csv(
     header = next(rows, None)
     if header is None:
         raise MalformedLogError("empty file, expected a header row")
-    builder = TableBuilder(resolve(header, columns))
+    builder = TableBuilder(resolve(header, columns), columns.timestamp_format if columns else None)
     for count, row in enumerate(rows, start=1):
         report_progress(progress, count)
         if not row:

@@ -37,7 +37,9 @@ def read_parquet(
     try:
         table = pq.ParquetFile(stream)
         header = list(table.schema_arrow.names)
-        builder = TableBuilder(resolve(header, columns))
+        builder = TableBuilder(
+            resolve(header, columns), columns.timestamp_format if columns else None
+        )
         count = 0
         for batch in table.iter_batches(batch_size=_BATCH_ROWS):
             cells = [column.to_pylist() for column in batch.columns]

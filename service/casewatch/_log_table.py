@@ -22,9 +22,16 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def _timestamp(value: object) -> float | None:
+def _timestamp(value: object, text_format: str | None = None) -> float | None:
     if value is None or value == "":
         return None
+    if isinstance(value, str) and text_format is not None:
+        try:
+            value = dt.datetime.strptime(value, text_format)
+        except ValueError:
+            raise MalformedLogError(
+                f"invalid timestamp {value!r} (expected format {text_format!r})"
+            ) from None
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         value = dt.datetime.combine(value, dt.time())  # a date alone is its midnight
     if isinstance(value, dt.datetime):
@@ -61,8 +68,9 @@ class TableBuilder:
     order. Start/end marker rows (``▶``/``■``) carry labels but no event.
     """
 
-    def __init__(self, columns: ResolvedColumns) -> None:
+    def __init__(self, columns: ResolvedColumns, timestamp_format: str | None = None) -> None:
         self.columns = columns
+        self.timestamp_format = timestamp_format
         self.cases: dict[str, list[_Row]] = {}
         self.truth: dict[str, tuple[object, object, object]] = {}
 
@@ -80,7 +88,7 @@ class TableBuilder:
             raise MalformedLogError(f"{where}, column {c.names[c.activity]!r}: empty activity")
         written = self._read(row, c.position, _position, where)
         position = len(events) if written is None else written
-        timestamp = self._read(row, c.timestamp, _timestamp, where)
+        timestamp = self._read(row, c.timestamp, self._timestamp, where)
         attributes = {
             name: _attribute(row[i])
             for i, name in c.attributes
@@ -88,6 +96,9 @@ class TableBuilder:
         }
         event = StreamingEvent(case_id, activity, timestamp, attributes)
         events.append((position, timestamp, event))
+
+    def _timestamp(self, value: object) -> float | None:
+        return _timestamp(value, self.timestamp_format)
 
     def _read(
         self, row: Sequence[object], index: int | None, parse: Callable[[object], _T], where: str

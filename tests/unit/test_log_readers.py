@@ -86,6 +86,25 @@ def test_casewatch_layout_with_pm4py_named_attributes_keeps_its_own_activity(
     assert trace.events[0].attributes == {"concept:name": "Queued"}
 
 
+def test_timestamps_in_a_given_format(tmp_path: Path) -> None:
+    text = (
+        "case:concept:name,concept:name,time:timestamp\n"
+        "1,B,02/03/2024 10:00\n1,A,01/03/2024 09:30\n"
+    )
+    path = write(tmp_path / "log.csv", text)
+
+    (trace,) = read_log(path, columns=LogColumns(timestamp_format="%d/%m/%Y %H:%M"))
+
+    assert names(trace) == ["A", "B"]
+    assert trace.events[0].timestamp == dt.datetime(2024, 3, 1, 9, 30, tzinfo=UTC).timestamp()
+    with pytest.raises(LogFormatError) as caught:
+        read_log(path, columns=LogColumns(timestamp_format="%Y-%m-%d"))
+    assert str(caught.value) == (
+        f"{path}: line 2, column 'time:timestamp': invalid timestamp '02/03/2024 10:00' "
+        "(expected format '%Y-%m-%d')"
+    )
+
+
 @pytest.mark.parametrize(
     ("columns", "cause"),
     [

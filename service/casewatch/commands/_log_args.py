@@ -19,6 +19,10 @@ def add_column_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--activity-column", metavar="NAME", help="column holding the activity")
     group.add_argument("--timestamp-column", metavar="NAME", help="column holding the timestamp")
     group.add_argument(
+        "--timestamp-format", metavar="FORMAT",
+        help="strptime format of text timestamps that are not ISO-8601, e.g. '%%d/%%m/%%Y %%H:%%M'",
+    )  # fmt: skip
+    group.add_argument(
         "--position-column", metavar="NAME",
         help="column holding the event's place in its case (default: order by timestamp)",
     )  # fmt: skip
@@ -30,4 +34,5 @@ def log_columns(args: argparse.Namespace) -> LogColumns:
         activity=args.activity_column,
         timestamp=args.timestamp_column,
         position=args.position_column,
+        timestamp_format=args.timestamp_format,
     )

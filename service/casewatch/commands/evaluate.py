@@ -27,6 +27,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="ignore the log's labels: inject anomalies into this share of the held-out half",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed of the injection")
+    parser.epilog = (
+        "With --inject-rate, --model must not have been trained on the second half of the "
+        "cases: the figures would then be measured on training data."
+    )
 
 
 def run(args: argparse.Namespace) -> int:
