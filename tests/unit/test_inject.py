@@ -128,7 +128,7 @@ def test_attribute_leaves_values_that_never_repeat_alone() -> None:
     traces = log()
     for t in traces:
         for i, e in enumerate(t.events):
-            e.attributes = {**e.attributes, "ticket": f"{t.case_id}-{i}"}
+            e.attributes = {**e.attributes, "document": f"{t.case_id}-{i}"}
     profile = LogProfile.of([t.events for t in traces])
     rng = random.Random(0)
 
@@ -136,8 +136,8 @@ def test_attribute_leaves_values_that_never_repeat_alone() -> None:
         result = apply("Attribute", t.events, rng, profile)
         assert result is not None
         changed, _ = result
-        assert [e.attributes["ticket"] for e in changed] == [
-            e.attributes["ticket"] for e in t.events
+        assert [e.attributes["document"] for e in changed] == [
+            e.attributes["document"] for e in t.events
         ]
 
 

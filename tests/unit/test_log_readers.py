@@ -64,14 +64,14 @@ def test_events_without_every_timestamp_keep_file_order(tmp_path: Path) -> None:
 
 
 def test_columns_chosen_by_name(tmp_path: Path) -> None:
-    text = "ticket,step,when,seq,agent\n9,Close,2024-01-03,2,ann\n9,Open,2024-01-05,1,bob\n"
-    columns = LogColumns(case="ticket", activity="step", timestamp="when", position="seq")
+    text = "claim,step,when,seq,clerk\n9,Close,2024-01-03,2,ann\n9,Open,2024-01-05,1,bob\n"
+    columns = LogColumns(case="claim", activity="step", timestamp="when", position="seq")
 
     (trace,) = read_log(write(tmp_path / "log.csv", text), columns=columns)
 
     # The position column wins over timestamps.
     assert (trace.case_id, names(trace)) == ("9", ["Open", "Close"])
-    assert trace.events[0].attributes == {"agent": "bob"}
+    assert trace.events[0].attributes == {"clerk": "bob"}
 
 
 def test_casewatch_layout_with_pm4py_named_attributes_keeps_its_own_activity(
@@ -108,7 +108,7 @@ def test_timestamps_in_a_given_format(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("columns", "cause"),
     [
-        (LogColumns(case="ticket"), "missing case column 'ticket'"),
+        (LogColumns(case="claim"), "missing case column 'claim'"),
         (LogColumns(timestamp="when"), "missing timestamp column 'when'"),
     ],
 )

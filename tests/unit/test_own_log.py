@@ -62,7 +62,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("writer", [write_pm4py_csv, write_parquet], ids=["csv", "parquet"])
 def test_train_without_flags(tmp_path: Path, writer: object) -> None:
     suffix = ".csv" if writer is write_pm4py_csv else ".parquet"
-    log = writer(tmp_path / f"tickets{suffix}", normal_traces(200))  # type: ignore[operator]
+    log = writer(tmp_path / f"claims{suffix}", normal_traces(200))  # type: ignore[operator]
     model = tmp_path / "m.onnx"
 
     result = run_cli("train", str(log), "--out", str(model))
@@ -85,7 +85,7 @@ def test_malformed_log_is_one_line_on_the_command_line(tmp_path: Path) -> None:
 
 
 def test_evaluate_with_injection_on_an_unlabelled_log(tmp_path: Path) -> None:
-    log = write_pm4py_csv(tmp_path / "tickets.csv", normal_traces(400))
+    log = write_pm4py_csv(tmp_path / "claims.csv", normal_traces(400))
 
     result = run_cli("evaluate", str(log), "--inject-rate", "0.1", "--seed", "3")
 
@@ -98,7 +98,7 @@ def test_evaluate_with_injection_on_an_unlabelled_log(tmp_path: Path) -> None:
 
 
 def test_evaluate_needs_a_model_or_an_injection_rate(tmp_path: Path) -> None:
-    log = write_pm4py_csv(tmp_path / "tickets.csv", normal_traces(10))
+    log = write_pm4py_csv(tmp_path / "claims.csv", normal_traces(10))
 
     result = run_cli("evaluate", str(log))
 
@@ -113,7 +113,7 @@ def test_injected_evaluation_trains_on_the_first_half_only(tmp_path: Path) -> No
     ]
 
     outcome = evaluate_injected(
-        traces, rate=0.1, seed=1, policy="close", workdir=tmp_path, source="tickets.csv"
+        traces, rate=0.1, seed=1, policy="close", workdir=tmp_path, source="claims.csv"
     )
 
     assert outcome.training_cases == 150
