@@ -20,7 +20,9 @@ def read_csv(
     header = next(rows, None)
     if header is None:
         raise MalformedLogError("empty file, expected a header row")
-    builder = TableBuilder(resolve(header, columns), columns.timestamp_format if columns else None)
+    builder = TableBuilder(
+        resolve(header, columns), columns.timestamp_format if columns else None, text=True
+    )
     for count, row in enumerate(rows, start=1):
         report_progress(progress, count)
         if not row:

@@ -23,15 +23,19 @@ def _text(value: object) -> str:
 
 
 def _timestamp(value: object, text_format: str | None = None) -> float | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, str) and text_format is not None:
+    if isinstance(value, str):
+        if not value:
+            return None
+        if text_format is None:
+            return parse_time(value)
         try:
             value = dt.datetime.strptime(value, text_format)
         except ValueError:
             raise MalformedLogError(
                 f"invalid timestamp {value!r} (expected format {text_format!r})"
             ) from None
+    if value is None:
+        return None
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         value = dt.datetime.combine(value, dt.time())  # a date alone is its midnight
     if isinstance(value, dt.datetime):
@@ -39,18 +43,26 @@ def _timestamp(value: object, text_format: str | None = None) -> float | None:
         return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp()
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
-    if isinstance(value, str):
-        return parse_time(value)
     raise MalformedLogError(f"invalid timestamp {value!r}")
 
 
+def _kept(value: object) -> bool:
+    """Whether a cell is an attribute value: not missing, not empty, not a marker."""
+    if isinstance(value, str):
+        return bool(value) and value not in _MARKERS
+    return value is not None
+
+
 def _position(value: object) -> int | None:
-    if value is None or value == "":
+    if isinstance(value, str):
+        if not value:
+            return None
+        if value.lstrip("-").isdigit():
+            return int(value)
+    elif value is None:
         return None
-    if isinstance(value, int) and not isinstance(value, bool):
+    elif isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lstrip("-").isdigit():
-        return int(value)
     raise MalformedLogError(f"invalid event position {value!r}")
 
 
@@ -68,9 +80,13 @@ class TableBuilder:
     order. Start/end marker rows (``▶``/``■``) carry labels but no event.
     """
 
-    def __init__(self, columns: ResolvedColumns, timestamp_format: str | None = None) -> None:
+    def __init__(
+        self, columns: ResolvedColumns, timestamp_format: str | None = None, *, text: bool = False
+    ) -> None:
+        """``text``: every cell is a string (CSV)."""
         self.columns = columns
         self.timestamp_format = timestamp_format
+        self.text = text
         self.cases: dict[str, list[_Row]] = {}
         self.truth: dict[str, tuple[object, object, object]] = {}
 
@@ -89,11 +105,10 @@ class TableBuilder:
         written = self._read(row, c.position, _position, where)
         position = len(events) if written is None else written
         timestamp = self._read(row, c.timestamp, self._timestamp, where)
-        attributes = {
-            name: _attribute(row[i])
-            for i, name in c.attributes
-            if row[i] is not None and row[i] != "" and row[i] not in _MARKERS
-        }
+        if self.text:  # every cell a string: the cheap test, as CSV rows are most of a read
+            attributes = {n: row[i] for i, n in c.attributes if row[i] and row[i] not in _MARKERS}
+        else:
+            attributes = {name: _attribute(row[i]) for i, name in c.attributes if _kept(row[i])}
         event = StreamingEvent(case_id, activity, timestamp, attributes)
         events.append((position, timestamp, event))
 
@@ -128,9 +143,8 @@ class TableBuilder:
     def _ordered(self, rows: list[_Row]) -> list[_Row]:
         if self.columns.position is not None:
             return sorted(rows, key=lambda r: r[0])
-        stamps = [r[1] for r in rows]
-        if all(s is not None for s in stamps):
-            return [rows[i] for i in sorted(range(len(rows)), key=lambda i: stamps[i] or 0.0)]
+        if all(r[1] is not None for r in rows):
+            return sorted(rows, key=lambda r: r[1] or 0.0)  # stable: ties keep file order
         return rows
 
 

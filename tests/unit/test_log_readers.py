@@ -133,6 +133,7 @@ def test_parquet_in_pm4py_layout(tmp_path: Path) -> None:
             "time:timestamp": pa.array(stamps, pa.timestamp("us", tz="UTC")),
             "amount": [3, None, 5],
             "urgent": [True, False, None],
+            "tags": [["a"], [], None],
         }
     )
 
@@ -140,8 +141,8 @@ def test_parquet_in_pm4py_layout(tmp_path: Path) -> None:
 
     assert names(trace) == ["Register", "Assign", "Close"]
     assert trace.events[0].timestamp == stamps[1].timestamp()
-    assert trace.events[0].attributes == {"urgent": False}
-    assert trace.events[2].attributes == {"amount": 3, "urgent": True}
+    assert trace.events[0].attributes == {"urgent": False, "tags": []}
+    assert trace.events[2].attributes == {"amount": 3, "urgent": True, "tags": ["a"]}
 
 
 def test_parquet_naive_timestamps_and_dates_are_utc(tmp_path: Path) -> None:
