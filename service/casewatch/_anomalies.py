@@ -175,8 +175,8 @@ def attribute(
     for index, event in enumerate(events):
         for key in event.attributes:
             if key in profile.values and profile.categorical(event.name, key):
-                never = profile.seen[event.name, key]
-                if any(v not in never for v in profile.values[key]):
+                had = profile.seen[event.name, key]
+                if any(v not in had for v in profile.values[key]):
                     options.append((index, key))
     if not options:
         return None
@@ -184,8 +184,8 @@ def attribute(
     changed = list(events)
     for index, key in chosen:
         event = changed[index]
-        never = profile.seen[event.name, key]
-        value = rng.choice([v for v in profile.values[key] if v not in never])
+        had = profile.seen[event.name, key]
+        value = rng.choice([v for v in profile.values[key] if v not in had])
         attributes = {**event.attributes, key: value}
         changed[index] = msgspec.structs.replace(event, attributes=attributes, close=False)
     return changed, tuple(sorted({index for index, _ in chosen}))
