@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import logging
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -313,3 +314,17 @@ def test_malformed_xes_markup_names_the_line(tmp_path: Path) -> None:
 
     with pytest.raises(LogFormatError, match=r"mismatched tag: line 3, column \d+"):
         read_log(path)
+
+
+def test_parquet_without_pyarrow_says_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_parquet(tmp_path / "log.parquet", pa.table({"activity": ["A"]}))
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # import now fails
+
+    with pytest.raises(LogFormatError) as caught:
+        read_log(path)
+
+    assert str(caught.value) == (
+        f"{path}: reading Parquet needs pyarrow: pip install 'casewatch[parquet]'"
+    )
