@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -228,3 +232,28 @@ def test_every_kind_is_used_on_a_long_enough_log() -> None:
     result = inject(log(300), 0.2, seed=0)
 
     assert set(KINDS) == {k for k, n in result.counts.items() if n}
+
+
+def test_injection_does_not_depend_on_the_hash_seed() -> None:
+    # Sets of strings iterate in an order that changes with PYTHONHASHSEED; nothing the injection
+    # chooses may depend on it.
+    script = (
+        "from tests.unit.test_inject import inject, log, names\n"
+        "result = inject(log(120), 0.3, seed=5)\n"
+        "print([(t.anomaly_type, names(t.events), [sorted(e.attributes.items()) "
+        "for e in t.events]) for t in result.traces])\n"
+    )
+
+    def run(hash_seed: str) -> str:
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            env=env,
+            cwd=Path(__file__).parents[2],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout
+
+    assert run("1") == run("2")
