@@ -1,11 +1,11 @@
 """Labelled test cases made from an unlabelled log: BINet-style anomalies injected into a share.
 
-A chosen share of the cases gets exactly one anomaly each; the kinds take turns in a seeded
-order so every kind gets about the same number of cases, and a case that cannot take its kind
-(too short, no attribute to change) takes the next one. A change to the control flow counts
-only when it gives a sequence of activities the log never shows: a rework that the process
-really does is no anomaly, and labelling it one would charge the scorer for a correct verdict.
-The same seed and log give the same cases, kinds and changes.
+A chosen share of the cases gets exactly one anomaly each. Each case takes the kind that has the
+fewest cases so far (ties in a seeded order), so the kinds get about the same number of cases; a
+case that cannot take that kind (too short, no attribute to change) takes the next one. A change
+to the control flow counts only when it gives a sequence of activities the log never shows: a
+rework that the process really does is no anomaly, and labelling it one would charge the scorer
+for a correct verdict. The same seed and log give the same cases, kinds and changes.
 """
 
 from __future__ import annotations
@@ -60,7 +60,9 @@ def inject(
     for index in order:
         if done == wanted:
             break
-        kinds = turns[done % len(turns) :] + turns[: done % len(turns)]
+        # The kind with the fewest cases goes first, so a kind that a case could not take is
+        # still owed a case, and the counts stay even.
+        kinds = sorted(turns, key=lambda kind: counts[kind])
         changed = _first_that_fits(traces[index], kinds, rng, profile, variants)
         if changed is not None:
             result[index] = changed

@@ -171,8 +171,8 @@ def test_injection_labels_exactly_the_share_with_one_anomaly_each() -> None:
             assert after.events is before.events and after.anomaly_type is None
         else:
             assert after.anomalous_positions
-    # Kinds take turns, so each gets about a sixth.
-    assert max(result.counts.values()) - min(result.counts.values()) <= 3
+    # The kind with the fewest cases goes first, so each gets a sixth, give or take one.
+    assert max(result.counts.values()) - min(result.counts.values()) <= 1
 
 
 def test_control_flow_anomalies_give_variants_the_log_never_shows() -> None:
