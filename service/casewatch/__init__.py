@@ -22,7 +22,7 @@ from casewatch._events import (
     StreamingEvent,
     TransitionResidual,
 )
-from casewatch._logs import Trace, read_log
+from casewatch._logs import LogColumns, Trace, read_log
 from casewatch._scorer import Scorer, load_scorer
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "DeliveryFailure",
     "InvalidEventError",
     "KafkaFailure",
+    "LogColumns",
     "LogFormatError",
     "ModelError",
     "ModelIdentity",

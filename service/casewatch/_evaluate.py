@@ -26,6 +26,8 @@ from casewatch._offline import OfflineResult, Policy, replay
 from casewatch._quality import CaseQuality, recall_by_type
 from casewatch._scorer import Scorer
 
+__all__ = ["Evaluation", "evaluate", "report_lines"]
+
 
 @dataclass(frozen=True, slots=True)
 class Evaluation:
@@ -86,16 +88,28 @@ def evaluate(traces: Sequence[Trace], scorer: Scorer, *, policy: Policy = "close
     )
 
 
-def report_lines(result: Evaluation, policy: Policy) -> list[str]:
+def report_lines(
+    result: Evaluation, policy: Policy, counts: dict[str, int] | None = None
+) -> list[str]:
+    """The report; ``counts`` (cases per anomaly type) adds them to the per-type recall."""
     q = result.quality
+    normal = q.n_cases - q.n_anomalous
     lines = [
-        f"cases {q.n_cases}, anomalous {q.n_anomalous}, flagged {q.n_flagged}",
+        f"cases {q.n_cases}, anomalous {q.n_anomalous} ({_share(q.n_anomalous, q.n_cases)}), "
+        f"flagged {q.n_flagged} ({_share(q.n_flagged, q.n_cases)} of cases; "
+        f"{_share(q.fp, normal)} of normal cases)",
         f"precision {q.precision:.3f}  recall {q.recall:.3f}  F1 {q.f1:.3f}  PR-AUC {q.pr_auc:.3f}",
         "recall by anomaly type:",
-        *(f"  {kind:<14} {recall:.3f}" for kind, recall in result.recall_by_type.items()),
+        *(
+            f"  {kind:<14} {recall:.3f}" + (f"  ({counts[kind]} cases)" if counts else "")
+            for kind, recall in result.recall_by_type.items()
+        ),
         f"localisation {result.localisation:.3f} ({result.localised}/{result.localisable} flagged "
         "anomalous cases whose top residual transition is a blamed event's activity)",
     ]
+    if not q.n_anomalous:
+        # Nothing to find: the flagged share is the false-alarm rate, and the rest is undefined.
+        return lines[:1]
     if policy == "every-event":
         lines.append(
             f"detection delay (events after the first blamed event, {len(result.delays)} detected "
@@ -104,3 +118,7 @@ def report_lines(result: Evaluation, policy: Policy) -> list[str]:
     else:
         lines.append("detection delay: needs --policy every-event")
     return lines
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part / whole:.1%}" if whole else "n/a"

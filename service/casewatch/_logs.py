@@ -1,64 +1,69 @@
-"""Historical event logs (CSV, XES, JSONL, optionally gzipped) read into labelled traces."""
+"""Historical event logs (CSV, Parquet, XES, JSONL; gzip except Parquet) read into traces."""
 
 from __future__ import annotations
 
-import ast
 import csv
 import gzip
 import heapq
 import io
+import logging
 import os
 import xml.etree.ElementTree as ET
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
-from typing import BinaryIO, cast
+from typing import cast
 
 import msgspec
 
 from casewatch._errors import LogFormatError
 from casewatch._events import StreamingEvent
-from casewatch._log_formats import read_jsonl, read_xes
-from casewatch._trace import (
-    MalformedLogError,
-    Progress,
-    Trace,
-    anomaly_type_of,
-    parse_label,
-    parse_time,
-    report_progress,
-)
+from casewatch._log_columns import LogColumns
+from casewatch._log_csv import read_csv
+from casewatch._log_formats import read_jsonl
+from casewatch._log_parquet import read_parquet
+from casewatch._log_xes import read_xes
+from casewatch._trace import Progress, Trace
 
-__all__ = ["Trace", "interleave", "read_log"]
+__all__ = ["LogColumns", "Trace", "interleave", "read_log"]
 
-_MARKERS = frozenset({"▶", "■"})
-_CSV_COLUMNS = frozenset(
-    {"case_id", "event_position", "activity_name", "timestamp"}
-    | {"label", "anomaly_type", "anomaly_description"}
-)
-PROGRESS_EVERY = 10_000
 _READ_FAILURES = (OSError, EOFError, ValueError, csv.Error, ET.ParseError, zlib.error)
-_LABELS = {"normal": False, "anomalous": True, "false": False, "true": True}
+_logger = logging.getLogger("casewatch.logs")
+_Reader = Callable[[io.BufferedIOBase, Progress | None, LogColumns | None, list[str]], list[Trace]]
+SUFFIXES = (".csv", ".csv.gz", ".parquet", ".xes", ".xes.gz", ".jsonl", ".jsonl.gz")
 
 
-def read_log(path: str | os.PathLike[str], *, progress: Progress | None = None) -> list[Trace]:
-    """Read a ``.csv``, ``.xes`` or ``.jsonl`` log (each optionally ``.gz``) into traces.
+def read_log(
+    path: str | os.PathLike[str],
+    *,
+    progress: Progress | None = None,
+    columns: LogColumns | None = None,
+) -> list[Trace]:
+    """Read a ``.csv``, ``.parquet``, ``.xes`` or ``.jsonl`` log (all but Parquet may be ``.gz``).
 
-    ``progress`` receives the number of rows or events read so far, about every 10,000.
+    ``columns`` names the case/activity/timestamp/position columns of a CSV or Parquet log; by
+    default the pm4py names, or casewatch's own when the header has those. ``progress`` receives
+    the number of rows or events read so far, about every 10,000. What a reader skips (an XES
+    list attribute, say) is logged once as a warning naming the file.
     """
     shown = os.fspath(path)
-    name = shown.lower().removesuffix(".gz")
-    reader = next((read for suffix, read in _READERS.items() if name.endswith(suffix)), None)
-    if reader is None:
-        raise LogFormatError(f"{shown}: unsupported log format (expected .csv, .xes or .jsonl)")
+    lowered = shown.lower()
+    if not lowered.endswith(SUFFIXES):
+        raise LogFormatError(f"{shown}: unsupported log format (expected {', '.join(SUFFIXES)})")
+    name = lowered.removesuffix(".gz")
+    reader = next(read for suffix, read in _READERS.items() if name.endswith(suffix))
+    notes: list[str] = []
     try:
-        opener = gzip.open if shown.lower().endswith(".gz") else open
+        opener = gzip.open if lowered.endswith(".gz") else open
         with opener(path, "rb") as stream:
-            return reader(stream, progress)
+            traces = reader(stream, progress, columns, notes)
     except _READ_FAILURES as exc:
         cause = " ".join(str(exc).split()) or type(exc).__name__
         raise LogFormatError(f"{shown}: {cause}") from None
+    for note in notes:
+        _logger.warning("%s: %s", shown, note)
+    return traces
 
 
 def interleave(
@@ -113,97 +118,9 @@ def _round_robin(traces: list[Trace], open_cases: int) -> Iterator[tuple[int, in
             in_flight.append((following, 0))
 
 
-def _anomalous_positions(
-    anomaly_type: str | None, description: str, n_events: int
-) -> tuple[int, ...]:
-    """The event indices a BINet-style anomaly description blames; () when it cannot be read."""
-    try:
-        detail = ast.literal_eval(description)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return ()
-    if not isinstance(detail, dict):
-        return ()
-    try:
-        blamed: Iterable[int]
-        if anomaly_type == "Insert":
-            blamed = detail["indices"]
-        elif anomaly_type == "Attribute":
-            index = detail["index"]
-            blamed = index if isinstance(index, list) else [index]
-        elif anomaly_type == "Rework":  # the repeated block sits at start .. start+size-1
-            blamed = range(detail["start"], detail["start"] + detail["size"])
-        elif anomaly_type == "SkipSequence":  # the first event after the gap
-            blamed = [min(detail["start"], n_events - 1)]
-        elif anomaly_type in ("Early", "Late"):  # the moved block at its new place
-            blamed = range(detail["shift_to"], detail["shift_to"] + detail["size"])
-        else:
-            return ()
-        return tuple(sorted({int(i) for i in blamed if 0 <= int(i) < n_events}))
-    except (KeyError, TypeError, ValueError):
-        return ()
-
-
-def _read_csv(stream: io.BufferedIOBase, progress: Progress | None) -> list[Trace]:
-    rows = csv.reader(io.TextIOWrapper(cast(BinaryIO, stream), encoding="utf-8-sig", newline=""))
-    header = next(rows, None)
-    if header is None:
-        raise MalformedLogError("empty file, expected a header row")
-    for required in ("case_id", "activity_name"):
-        if required not in header:
-            raise MalformedLogError(f"missing column {required!r}")
-    column = {name: i for i, name in enumerate(header) if name in _CSV_COLUMNS}
-    attribute_columns = [(i, name) for i, name in enumerate(header) if name not in _CSV_COLUMNS]
-
-    def cell(row: list[str], name: str) -> str:
-        index = column.get(name)
-        return row[index] if index is not None else ""
-
-    cases: dict[str, list[tuple[int, StreamingEvent]]] = {}
-    truth: dict[str, tuple[str, str, str]] = {}
-    for count, row in enumerate(rows, start=1):
-        report_progress(progress, count)
-        if not row:
-            continue
-        line = rows.line_num
-        if len(row) != len(header):
-            raise MalformedLogError(f"line {line}: {len(row)} fields, header has {len(header)}")
-        case_id = cell(row, "case_id")
-        events = cases.setdefault(case_id, [])
-        if case_id not in truth:
-            labels = (cell(row, "label"), cell(row, "anomaly_type"))
-            truth[case_id] = (*labels, cell(row, "anomaly_description"))
-        activity = cell(row, "activity_name")
-        if activity in _MARKERS:
-            continue
-        written_position = cell(row, "event_position")
-        if written_position and not written_position.lstrip("-").isdigit():
-            raise MalformedLogError(f"line {line}: invalid event_position {written_position!r}")
-        position = int(written_position or len(events))
-        try:
-            stamp = cell(row, "timestamp")
-            timestamp = parse_time(stamp) if stamp else None
-        except MalformedLogError as exc:
-            raise MalformedLogError(f"line {line}: {exc}") from None
-        attributes = {n: row[i] for i, n in attribute_columns if row[i] and row[i] not in _MARKERS}
-        events.append((position, StreamingEvent(case_id, activity, timestamp, attributes)))
-
-    traces = []
-    for case_id, positioned in cases.items():
-        positioned.sort(key=lambda item: item[0])
-        ordered = [event for _, event in positioned]
-        label_text, type_text, description = truth[case_id]
-        try:
-            label = parse_label(label_text)
-        except MalformedLogError as exc:
-            raise MalformedLogError(f"case {case_id!r}: {exc}") from None
-        kind = anomaly_type_of(type_text) if label else None
-        blamed = _anomalous_positions(kind, description, len(ordered)) if kind else ()
-        traces.append(Trace(case_id, ordered, label, kind, blamed))
-    return traces
-
-
-_READERS: dict[str, Callable[[io.BufferedIOBase, Progress | None], list[Trace]]] = {
-    ".csv": _read_csv,
-    ".xes": read_xes,
-    ".jsonl": read_jsonl,
+_READERS: dict[str, _Reader] = {
+    ".csv": lambda stream, progress, columns, _: read_csv(stream, progress, columns),
+    ".parquet": lambda stream, progress, columns, _: read_parquet(stream, progress, columns),
+    ".xes": lambda stream, progress, _, notes: read_xes(stream, progress, notes=notes),
+    ".jsonl": lambda stream, progress, _c, _n: read_jsonl(stream, progress),
 }

@@ -105,17 +105,28 @@ def test_csv_without_label_columns_is_unlabelled(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("file_name", "content", "cause"),
     [
-        ("p.csv", "case_id,timestamp\n1,\n", "missing column 'activity_name'"),
+        ("p.csv", "case_id,timestamp\n1,\n", "missing activity column 'activity_name'"),
+        ("p.csv", "id,what\n1,A\n", "missing case column 'case:concept:name'"),
         ("p.csv", "", "empty file"),
-        ("p.csv", f"{HEADER}\n1,0,A,yesterday,u,normal,-,-\n", "line 2: invalid timestamp"),
+        (
+            "p.csv",
+            f"{HEADER}\n1,0,A,yesterday,u,normal,-,-\n",
+            "line 2, column 'timestamp': invalid timestamp",
+        ),
         ("p.csv", f"{HEADER}\n1,0,A,,u,odd,-,-\n", "unknown label 'odd'"),
         ("p.csv", f"{HEADER}\n1,0,A\n", "line 2: 3 fields"),
-        ("p.csv", f"{HEADER}\n1,x,A,,u,normal,-,-\n", "line 2: invalid event_position 'x'"),
+        (
+            "p.csv",
+            f"{HEADER}\n1,x,A,,u,normal,-,-\n",
+            "line 2, column 'event_position': invalid event position 'x'",
+        ),
         ("p.csv.gz", "not gzip", "Not a gzipped file"),
         ("p.xes", "<log><trace>", "no element found"),
         ("p.xes", "<log><trace><event/></trace></log>", "no string 'concept:name'"),
         ("p.jsonl", '{"case_id": "1"}\n', "line 1: Object missing required field `activity`"),
-        ("p.parquet", "", "unsupported log format"),
+        ("p.parquet", "", "Parquet file size is 0 bytes"),
+        ("p.parquet", "PAR1 truncated", "magic bytes not found"),
+        ("p.txt", "", "unsupported log format"),
     ],
 )
 def test_bad_file_raises_one_line_log_format_error(
@@ -187,7 +198,7 @@ def test_xes_round_trip(tmp_path: Path, suffix: str) -> None:
         "cost": 3,
         "weight": 1.5,
         "urgent": True,
-        "due": "2020-02-01T00:00:00+00:00",
+        "due": datetime(2020, 2, 1, tzinfo=UTC).timestamp(),
     }
     assert traces[0].events[1].timestamp is None
 

@@ -10,10 +10,12 @@ from casewatch._logs import read_log
 from casewatch._progress import progress_bar
 from casewatch._threshold import METHODS
 from casewatch._train import TrainOptions, train
+from casewatch.commands._log_args import LOG_HELP, add_column_arguments, log_columns
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("log", type=Path, help="event log: .csv[.gz], .xes[.gz] or .jsonl[.gz]")
+    parser.add_argument("log", type=Path, help=LOG_HELP)
+    add_column_arguments(parser)
     parser.add_argument("--out", type=Path, required=True, help="ONNX file to write")
     parser.add_argument("--name", help="model name (default: the output file's stem)")
     parser.add_argument("--version", help="model version (default: today's date)")
@@ -31,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.train_fraction <= 1:
         raise SystemExit("casewatch train: --train-fraction must be in (0, 1]")
     with progress_bar(f"reading {args.log.name}", None) as advance:
-        traces = read_log(args.log, progress=advance)
+        traces = read_log(args.log, progress=advance, columns=log_columns(args))
     options = TrainOptions(
         name=args.name or args.out.stem,
         version=args.version or dt.datetime.now(dt.UTC).strftime("%Y.%m.%d"),
