@@ -1,8 +1,9 @@
 """StreamingEvaluator: events in, evaluations out, with all due cases scored in one model call.
 
 Due cases: a case closes (close marker or end activity); every touched case when scoring on
-every event; cases idle past the TTL (``expire``); the least recently seen cases when the open
-case bound is exceeded. Every case that leaves memory gets a final evaluation.
+every event; cases idle past the TTL in their partition's stream time (``expire``, see
+``casewatch._stream_time``); the least recently seen cases when the open case bound is exceeded.
+Every case that leaves memory gets a final evaluation.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from casewatch._records import RecordBuilder
 from casewatch._routing import Router
 from casewatch._scorer import Features, Scorer
 from casewatch._state_codec import decode_into
-from casewatch._store import CaseStore, IntArray
+from casewatch._store import CaseStore, FloatArray, IntArray
+from casewatch._stream_time import IdleSweep, StreamTime
 
 
 class StreamingEvaluator:
@@ -35,10 +37,12 @@ class StreamingEvaluator:
         score_on_every_event: bool = False,
         end_activities: Iterable[str] = (),
         idle_ttl: float | None = None,
+        idle_quiet: float | None = None,
         max_open_cases: int | None = None,
         intra_op_threads: int = 1,
         contract_path: str | Path | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         initial_capacity: int = 1024,
         top_k: int = 3,
         track_changes: bool = False,
@@ -51,6 +55,11 @@ class StreamingEvaluator:
         self.score_on_every_event = score_on_every_event
         self.end_activities = frozenset(end_activities)
         self.idle_ttl = idle_ttl if idle_ttl else None
+        # How long a partition may deliver nothing before its stream time follows the running
+        # clock; None keeps the cases of a quiet partition until its next record.
+        self.idle_quiet = idle_quiet
+        self._stream = StreamTime(monotonic)
+        self._sweep = IdleSweep(self.idle_ttl) if self.idle_ttl else None
         self.max_open_cases = max_open_cases
         self._clock = clock
         self._top_k = top_k
@@ -79,6 +88,7 @@ class StreamingEvaluator:
         migrated = not same_state_layout(self.scorer.contract, scorer.contract)
         if migrated:
             self.store = carry_over(self.store, self.scorer.contract, scorer.contract)
+            self._rows_rewritten()
             if self._changes is not None:
                 # Every open case's changelog record is in the old layout: rewrite them all.
                 self._changes.rows_replaced(np.fromiter(self.store.index.values(), np.int64))
@@ -147,13 +157,29 @@ class StreamingEvaluator:
     # -- the batch API -------------------------------------------------------------------------
 
     def on_events(
-        self, events: Sequence[StreamingEvent], *, source_topic: str | None = None
+        self,
+        events: Sequence[StreamingEvent],
+        *,
+        source_topic: str | None = None,
+        times: Sequence[float] | FloatArray | None = None,
     ) -> list[StreamingEvaluation]:
-        """Route a batch into the store and score every case it made due, in one model call."""
+        """Route a batch into the store and score every case it made due, in one model call.
+
+        ``times`` are the events' record times (Kafka message timestamps, epoch seconds; NaN
+        falls back to the event's timestamp): they drive idle expiry. Without them the clock
+        stands in, which is what an offline caller without record times means by idle.
+        """
         if not events:
             return []
         batch = self._router.route(events)
         now = self._clock()
+        if times is None:
+            record_times = np.full(len(events), now, dtype=np.float64)
+        else:
+            record_times = np.array(times, dtype=np.float64)
+            untimed = np.isnan(record_times)
+            record_times[untimed] = batch.timestamps[untimed]
+        seen = self._stream.advance(batch.partitions, record_times)
         store = self.store
         if self._changes is not None:
             self._changes.touched(batch.rows)
@@ -168,7 +194,7 @@ class StreamingEvaluator:
                 batch.timestamps[selected],
                 batch.partitions[selected],
                 batch.offsets[selected],
-                now,
+                seen[selected],
             )
             self._router.merge_case_attributes(batch, selected)
             closing = batch.closing[selected]
@@ -196,21 +222,26 @@ class StreamingEvaluator:
     def expire(
         self, now: float | None = None, *, source_topic: str | None = None
     ) -> list[StreamingEvaluation]:
-        """Final evaluations of cases idle for longer than the TTL."""
-        if self.idle_ttl is None or not self.store.index:
+        """Final evaluations of cases idle past the TTL in their partition's stream time.
+
+        ``now`` stands for the stream time of every partition (an offline caller's clock).
+        """
+        sweep = self._sweep
+        if sweep is None or not self.store.index:
             return []
-        cutoff = (self._clock() if now is None else now) - self.idle_ttl
-        last_seen = self.store.last_seen
-        stale = 0
-        for _, row in self.store.least_recent():
-            if last_seen[row] >= cutoff:
-                break
-            stale += 1
-        if not stale:
+        latest = self._stream.current(self.idle_quiet)
+        if now is None and not sweep.due(latest):
             return []
-        rows = self._take_least_recent(stale)
-        evaluations = self._evaluate([self._due_leaving(rows, "timeout")], source_topic)
-        self._release(rows)
+        stale = sweep.stale_rows(self.store, latest, now)
+        if now is not None:
+            sweep.invalidate()  # its remaining slack was measured against ``now``
+        if not stale.size:
+            return []
+        index, case_ids = self.store.index, self.store.case_ids
+        for row in stale.tolist():
+            del index[case_ids[row]]
+        evaluations = self._evaluate([self._due_leaving(stale, "timeout")], source_topic)
+        self._release(stale)
         return evaluations
 
     def drop_partitions(self, partitions: Iterable[int]) -> int:
@@ -218,6 +249,7 @@ class StreamingEvaluator:
         wanted = np.asarray(sorted(set(partitions)), dtype=np.int64)
         if self._changes is not None:
             self._changes.forget_partitions(wanted.tolist())
+        self._stream.forget(wanted.tolist())
         index = self.store.index
         if not index or wanted.size == 0:
             return 0
@@ -244,6 +276,7 @@ class StreamingEvaluator:
             row = self.store.open_row(case_id)
         decode_into(self.store, row, state)
         self.store.index[case_id] = row
+        self._rows_rewritten()
 
     def forget_case(self, case_id: str) -> None:
         """Drop an open case without an evaluation (its tombstone was restored)."""
@@ -257,6 +290,10 @@ class StreamingEvaluator:
         return None if row is None else int(self.store.last_offset[row])
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _rows_rewritten(self) -> None:
+        if self._sweep is not None:
+            self._sweep.invalidate()
 
     def _release(self, rows: IntArray) -> None:
         if self._changes is not None:

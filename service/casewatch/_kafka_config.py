@@ -8,8 +8,13 @@ warn about properties a client ignores.
 
 from __future__ import annotations
 
+import re
 import socket
 from typing import TYPE_CHECKING, Any
+
+import confluent_kafka
+
+from casewatch._errors import ConfigError
 
 if TYPE_CHECKING:
     from casewatch._settings import Settings
@@ -104,3 +109,35 @@ def admin_config(settings: Settings) -> dict[str, Any]:
         "client.id": f"{settings.group_id}-admin",
         **shared,
     }
+
+
+_PROPERTY_IN_MESSAGE = re.compile(r'property:? "([^"]+)"')
+
+
+def check_client_properties(settings: Settings) -> None:
+    """Build each client once, unconnected, so invalid properties stop start-up at once.
+
+    librdkafka checks property names and values when a client is created; doing that before
+    anything else turns an invalid ``CASEWATCH_KAFKA__*`` property into a ConfigError (exit 2)
+    naming the variable, instead of a Kafka failure half-way through start-up.
+    """
+    offline = {"bootstrap.servers": "", "log_level": 0}
+    for build, config in (
+        (confluent_kafka.Producer, producer_config(settings)),
+        (confluent_kafka.Consumer, consumer_config(settings)),
+    ):
+        try:
+            client: Any = build({**config, **offline})
+        except confluent_kafka.KafkaException as exc:
+            raise ConfigError(_property_error(exc, settings)) from None
+        if isinstance(client, confluent_kafka.Consumer):
+            client.close()
+
+
+def _property_error(exc: confluent_kafka.KafkaException, settings: Settings) -> str:
+    error = exc.args[0] if exc.args else exc
+    text = error.str() if isinstance(error, confluent_kafka.KafkaError) else str(error)
+    match = _PROPERTY_IN_MESSAGE.search(text)
+    if match and match.group(1) in settings.kafka:
+        return f"CASEWATCH_KAFKA__{match.group(1).upper().replace('.', '_')}: {text}"
+    return f"Kafka client configuration: {text}"
