@@ -335,11 +335,11 @@ class Daemon:
         self.restorer.close()
         self.rebalance.raise_failure()
         if not delivered:
-            # A supervisor must see that this stop was not clean; nothing is lost, since the
-            # uncommitted input is read again by whoever takes the partitions next.
+            # A supervisor must see that this stop was not clean. Nothing is lost: neither input
+            # offsets nor state were committed past those outputs, so the next run makes them again.
             raise DeliveryFailure(
-                f"stopped with {pending} outputs undelivered after {timeout:g} s; "
-                "their input was not committed and will be read again"
+                f"stopped with {pending} outputs undelivered after {timeout:g} s; nothing was "
+                "committed past them, so the next start produces them again"
             )
         log.info("daemon_stopped", commits=self.checkpoint.commits)
 

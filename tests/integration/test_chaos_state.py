@@ -268,3 +268,38 @@ def test_a_broker_freeze_loses_nothing(
     print(f"broker freeze: seconds={freeze:g} cases={len(cases)} daemon_alive={alive}")
     assert alive, "the daemon stopped during the freeze"
     assert_like_an_uninterrupted_run(events, published, model_path)
+
+
+def test_sigterm_with_outputs_the_frozen_broker_cannot_take_exits_1(
+    own_broker: tuple[str, subprocess.Popen[str]],
+    topic_names: dict[str, str],
+    model_path: Path,
+    tmp_path: Path,
+) -> None:
+    """A stop that cannot deliver its outputs says so: exit 1 and one line naming them.
+
+    Open cases time out while the broker is frozen (a quiet partition's stream time follows the
+    running clock), so their evaluations cannot be delivered; SIGTERM must then end with exit
+    code 1 after the shutdown timeout, not 0, so a supervisor sees the stop was not clean.
+    """
+    bootstrap, broker = own_broker
+    names = ("input", "output", "dlq", "changelog")
+    ensure_topics(bootstrap, [topic_names[name] for name in names])
+    daemon = DaemonProcess(
+        bootstrap, topic_names, model_path, tmp_path, idle_ttl_seconds=3, shutdown_timeout_seconds=2
+    ).start()
+    try:
+        daemon.wait_ready()
+        produce_events(bootstrap, topic_names["input"], case_events(30, close_marker=False))
+        wait_until_committed(bootstrap, topic_names, daemon)
+        broker.send_signal(signal.SIGSTOP)
+        time.sleep(5)  # past the TTL: the open cases time out into the frozen broker
+        code = daemon.stop(timeout=60)
+    finally:
+        broker.send_signal(signal.SIGCONT)
+        daemon.kill()
+
+    last = daemon.log_text().strip().splitlines()[-1]
+    print(f"sigterm into a frozen broker: exit={code} last_line={last!r}")
+    assert code == 1
+    assert last.startswith("casewatch run: stopped with ") and "undelivered" in last
