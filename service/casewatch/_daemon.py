@@ -26,7 +26,7 @@ from casewatch._checkpoint import Checkpoint
 from casewatch._decode import EventDecoder, FieldNames
 from casewatch._errors import DeliveryFailure, InvalidEventError, KafkaFailure
 from casewatch._events import ModelIdentity, StreamingEvaluation, StreamingEvent
-from casewatch._kafka_config import restore_consumer_config
+from casewatch._kafka_config import is_fatal, restore_consumer_config
 from casewatch._logging import get_logger
 from casewatch._loop_metrics import LoopMetrics
 from casewatch._model_reload import ModelReloader
@@ -303,8 +303,7 @@ class Daemon:
         return done
 
     def _commit_rejected(self, exc: confluent_kafka.KafkaException) -> None:
-        error = exc.args[0] if exc.args else None
-        if isinstance(error, confluent_kafka.KafkaError) and error.fatal():
+        if is_fatal(exc):
             raise exc
         # A commit rejected during a rebalance is retried at the next checkpoint; the worst
         # case is that some input is read again, never that some is skipped.

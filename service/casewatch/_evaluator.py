@@ -24,7 +24,7 @@ from casewatch._routing import Router
 from casewatch._scorer import Features, Scorer
 from casewatch._state_codec import decode_into
 from casewatch._store import CaseStore, FloatArray, IntArray
-from casewatch._stream_time import IdleSweep, StreamTime
+from casewatch._stream_time import IdleExpiry
 
 
 class StreamingEvaluator:
@@ -55,11 +55,7 @@ class StreamingEvaluator:
         self.score_on_every_event = score_on_every_event
         self.end_activities = frozenset(end_activities)
         self.idle_ttl = idle_ttl if idle_ttl else None
-        # How long a partition may deliver nothing before its stream time follows the running
-        # clock; None keeps the cases of a quiet partition until its next record.
-        self.idle_quiet = idle_quiet
-        self._stream = StreamTime(monotonic)
-        self._sweep = IdleSweep(self.idle_ttl) if self.idle_ttl else None
+        self._idle = IdleExpiry(self.idle_ttl, idle_quiet, monotonic)
         self.max_open_cases = max_open_cases
         self._clock = clock
         self._top_k = top_k
@@ -88,7 +84,7 @@ class StreamingEvaluator:
         migrated = not same_state_layout(self.scorer.contract, scorer.contract)
         if migrated:
             self.store = carry_over(self.store, self.scorer.contract, scorer.contract)
-            self._rows_rewritten()
+            self._idle.invalidate()
             if self._changes is not None:
                 # Every open case's changelog record is in the old layout: rewrite them all.
                 self._changes.rows_replaced(np.fromiter(self.store.index.values(), np.int64))
@@ -173,13 +169,7 @@ class StreamingEvaluator:
             return []
         batch = self._router.route(events)
         now = self._clock()
-        if times is None:
-            record_times = np.full(len(events), now, dtype=np.float64)
-        else:
-            record_times = np.array(times, dtype=np.float64)
-            untimed = np.isnan(record_times)
-            record_times[untimed] = batch.timestamps[untimed]
-        seen = self._stream.advance(batch.partitions, record_times)
+        seen = self._idle.seen(batch.partitions, now if times is None else times, batch.timestamps)
         store = self.store
         if self._changes is not None:
             self._changes.touched(batch.rows)
@@ -226,20 +216,9 @@ class StreamingEvaluator:
 
         ``now`` stands for the stream time of every partition (an offline caller's clock).
         """
-        sweep = self._sweep
-        if sweep is None or not self.store.index:
-            return []
-        latest = self._stream.current(self.idle_quiet)
-        if now is None and not sweep.due(latest):
-            return []
-        stale = sweep.stale_rows(self.store, latest, now)
-        if now is not None:
-            sweep.invalidate()  # its remaining slack was measured against ``now``
+        stale = self._idle.take_stale(self.store, now)
         if not stale.size:
             return []
-        index, case_ids = self.store.index, self.store.case_ids
-        for row in stale.tolist():
-            del index[case_ids[row]]
         evaluations = self._evaluate([self._due_leaving(stale, "timeout")], source_topic)
         self._release(stale)
         return evaluations
@@ -249,7 +228,7 @@ class StreamingEvaluator:
         wanted = np.asarray(sorted(set(partitions)), dtype=np.int64)
         if self._changes is not None:
             self._changes.forget_partitions(wanted.tolist())
-        self._stream.forget(wanted.tolist())
+        self._idle.forget(wanted.tolist())
         index = self.store.index
         if not index or wanted.size == 0:
             return 0
@@ -276,7 +255,7 @@ class StreamingEvaluator:
             row = self.store.open_row(case_id)
         decode_into(self.store, row, state)
         self.store.index[case_id] = row
-        self._rows_rewritten()
+        self._idle.invalidate()
 
     def forget_case(self, case_id: str) -> None:
         """Drop an open case without an evaluation (its tombstone was restored)."""
@@ -290,10 +269,6 @@ class StreamingEvaluator:
         return None if row is None else int(self.store.last_offset[row])
 
     # -- internals -----------------------------------------------------------------------------
-
-    def _rows_rewritten(self) -> None:
-        if self._sweep is not None:
-            self._sweep.invalidate()
 
     def _release(self, rows: IntArray) -> None:
         if self._changes is not None:

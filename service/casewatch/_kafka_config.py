@@ -10,14 +10,46 @@ from __future__ import annotations
 
 import re
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import confluent_kafka
+from pydantic import SecretStr
 
 from casewatch._errors import ConfigError
 
-if TYPE_CHECKING:
-    from casewatch._settings import Settings
+
+class Settings(Protocol):
+    """The settings the client configurations are built from (``casewatch._settings``)."""
+
+    @property
+    def bootstrap_servers(self) -> str: ...
+    @property
+    def group_id(self) -> str: ...
+    @property
+    def auto_offset_reset(self) -> str: ...
+    @property
+    def max_pending_outputs(self) -> int: ...
+    @property
+    def processing_guarantee(self) -> str: ...
+    @property
+    def transactional_id(self) -> str | None: ...
+    @property
+    def kafka(self) -> dict[str, str | SecretStr]: ...
+
+    def pass_through(self) -> dict[str, str]: ...
+
+
+def kafka_error(exc: confluent_kafka.KafkaException) -> confluent_kafka.KafkaError | None:
+    """The KafkaError an exception carries: the one place Kafka errors are unpacked."""
+    error = exc.args[0] if exc.args else None
+    return error if isinstance(error, confluent_kafka.KafkaError) else None
+
+
+def is_fatal(exc: confluent_kafka.KafkaException) -> bool:
+    """Whether the client is unusable after ``exc`` (fenced, fatal idempotence error...)."""
+    error = kafka_error(exc)
+    return error is not None and bool(error.fatal())
+
 
 _CONSUMER_ONLY = (
     "group.", "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms",
@@ -135,8 +167,8 @@ def check_client_properties(settings: Settings) -> None:
 
 
 def _property_error(exc: confluent_kafka.KafkaException, settings: Settings) -> str:
-    error = exc.args[0] if exc.args else exc
-    text = error.str() if isinstance(error, confluent_kafka.KafkaError) else str(error)
+    error = kafka_error(exc)
+    text = str(exc) if error is None else error.str()
     match = _PROPERTY_IN_MESSAGE.search(text)
     if match and match.group(1) in settings.kafka:
         return f"CASEWATCH_KAFKA__{match.group(1).upper().replace('.', '_')}: {text}"

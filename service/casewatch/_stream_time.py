@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -42,12 +42,21 @@ class StreamTime:
         self._heard_at: dict[int, float] = {}  # partition -> running time of its last record
         self._monotonic = monotonic
 
-    def advance(self, partitions: IntArray, times: FloatArray) -> FloatArray:
+    def advance(
+        self,
+        partitions: IntArray,
+        record_times: Sequence[float] | FloatArray | float,
+        event_times: FloatArray,
+    ) -> FloatArray:
         """Each event's stream time: the running maximum of record times on its partition.
 
-        NaN times (a record without any time) do not move the stream; an event on a partition
-        with no time yet gets NaN, which the sweep replaces once the partition has a time.
+        A NaN record time (a message without a timestamp) falls back to the event's own time;
+        with neither, the event does not move the stream. An event on a partition with no time
+        yet gets NaN, which the sweep replaces once the partition has a time.
         """
+        times = np.array(np.broadcast_to(record_times, event_times.shape), dtype=np.float64)
+        untimed = np.isnan(times)
+        times[untimed] = event_times[untimed]
         seen = np.empty(times.shape, dtype=np.float64)
         latest, heard_at, running = self.latest, self._heard_at, self._monotonic()
         for partition in np.unique(partitions).tolist():
@@ -96,8 +105,22 @@ class IdleSweep:
         swept = self._swept_at
         return any(t - swept.get(p, -math.inf) >= step for p, t in latest.items())
 
-    def stale_rows(self, store: CaseStore, latest: dict[int, float], now: float | None) -> IntArray:
-        """Rows idle past the TTL, least recently seen first; ``now`` overrides every partition."""
+    def take_stale(self, store: CaseStore, latest: dict[int, float], now: float | None) -> IntArray:
+        """Rows idle past the TTL, least recently seen first, taken out of the store's index.
+
+        ``now`` stands for every partition's stream time (an offline caller's clock).
+        """
+        rows = self._stale_rows(store, latest, now)
+        if now is not None:
+            self.invalidate()  # the remaining slack was measured against ``now``
+        index, case_ids = store.index, store.case_ids
+        for row in rows.tolist():
+            del index[case_ids[row]]
+        return rows
+
+    def _stale_rows(
+        self, store: CaseStore, latest: dict[int, float], now: float | None
+    ) -> IntArray:
         occupied = store.n_events > 0
         partition = store.partition.astype(np.int64)
         size = max(int(partition.max(initial=-1)), max(latest, default=-1)) + 2
@@ -119,3 +142,48 @@ class IdleSweep:
         self._swept_at = dict(latest)
         rows = np.flatnonzero(stale)
         return rows[np.argsort(last_seen[rows], kind="stable")]
+
+
+class IdleExpiry:
+    """Stream time and the idle sweep of one evaluator, behind the calls the evaluator makes."""
+
+    def __init__(
+        self,
+        ttl: float | None,
+        quiet: float | None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stream = StreamTime(monotonic)
+        self._sweep = IdleSweep(ttl) if ttl else None
+        # How long a partition may deliver nothing before its stream time follows the running
+        # clock; None keeps the cases of a quiet partition until its next record.
+        self._quiet = quiet
+
+    def seen(
+        self,
+        partitions: IntArray,
+        record_times: Sequence[float] | FloatArray | float,
+        event_times: FloatArray,
+    ) -> FloatArray:
+        return self.stream.advance(partitions, record_times, event_times)
+
+    def take_stale(self, store: CaseStore, now: float | None) -> IntArray:
+        """Rows idle past the TTL, taken out of the store's index (none when no sweep is due)."""
+        sweep = self._sweep
+        if sweep is None or not store.index:
+            return _NO_ROWS
+        latest = self.stream.current(self._quiet)
+        if now is None and not sweep.due(latest):
+            return _NO_ROWS
+        return sweep.take_stale(store, latest, now)
+
+    def invalidate(self) -> None:
+        """Rows changed other than by events (restored, carried over): sweep next time."""
+        if self._sweep is not None:
+            self._sweep.invalidate()
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        self.stream.forget(partitions)
+
+
+_NO_ROWS: IntArray = np.zeros(0, dtype=np.int64)

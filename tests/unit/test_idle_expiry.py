@@ -102,12 +102,15 @@ def test_a_case_seen_before_its_partition_had_a_time_expires_a_ttl_after_it_gets
 
 def test_stream_time_is_a_running_maximum_per_partition() -> None:
     stream = StreamTime()
-    partitions = np.array([0, 1, 0, 0, 1], dtype=np.int64)
-    times = np.array([10.0, 5.0, 8.0, np.nan, 7.0])
-    seen = stream.advance(partitions, times)
-    assert seen.tolist() == [10.0, 5.0, 10.0, 10.0, 7.0]
-    assert stream.latest == {0: 10.0, 1: 7.0}
-    assert stream.advance(np.array([2]), np.array([np.nan])).tolist() != [0.0]
+    partitions = np.array([0, 1, 0, 0, 1, 0], dtype=np.int64)
+    times = np.array([10.0, 5.0, 8.0, np.nan, 7.0, np.nan])
+    # The event time stands in for a missing record time; with neither, the stream holds.
+    event_times = np.array([np.nan, np.nan, np.nan, 12.0, np.nan, np.nan])
+    seen = stream.advance(partitions, times, event_times)
+    assert seen.tolist() == [10.0, 5.0, 10.0, 12.0, 7.0, 12.0]
+    assert stream.latest == {0: 12.0, 1: 7.0}
+    untimed = stream.advance(np.array([2]), np.array([np.nan]), np.array([np.nan]))
+    assert np.isnan(untimed).all()
     assert 2 not in stream.latest
 
 
