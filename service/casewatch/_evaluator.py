@@ -255,7 +255,7 @@ class StreamingEvaluator:
             row = self.store.open_row(case_id)
         decode_into(self.store, row, state)
         self.store.index[case_id] = row
-        self._idle.invalidate()
+        self._idle.restored(self.store, row)
 
     def forget_case(self, case_id: str) -> None:
         """Drop an open case without an evaluation (its tombstone was restored)."""

@@ -143,3 +143,16 @@ def test_without_a_quiet_limit_a_quiet_partition_keeps_its_cases(tiny_model: Pat
     running.now += 100 * TTL
     clock.now += 100 * TTL
     assert evaluator_.expire() == []
+
+
+def test_a_case_restored_between_sweeps_still_expires_on_time(tiny_model: Path) -> None:
+    clock = Clock()
+    source = evaluator(tiny_model, clock)
+    source.on_events([ev("old", "A", 0, offset=1)], times=[T0])
+    state = {case: s for case, _, s in source.take_state_changes().states}["old"]
+    target = evaluator(tiny_model, clock)
+    target.on_events([ev("fresh", "A", 0, offset=5)], times=[T0 + TTL - 1])
+    assert target.expire() == []  # swept: the next sweep is due a TTL after "fresh"
+    target.restore_case("old", state)
+    target.on_events([ev("fresh", "B", 0, offset=6)], times=[T0 + TTL + 1])
+    assert [e.case_id for e in target.expire()] == ["old"]
