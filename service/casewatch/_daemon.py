@@ -135,7 +135,10 @@ class Daemon:
     def run(self) -> None:
         """Process until ``request_stop``; raises CasewatchError on a fatal failure."""
         s = self.settings
-        partitions = prepare_topics(s)
+        partitions = prepare_topics(s, stopping=lambda: self._stopping)
+        if partitions is None:
+            log.info("daemon_stopped", commits=0)
+            return
         try:
             if self.outputs.transactional:
                 self.outputs.start_transactions(s.shutdown_timeout_seconds)

@@ -57,13 +57,15 @@ class _NotReady(Exception):
 def prepare_topics(
     settings: Settings,
     *,
+    stopping: Callable[[], bool] = lambda: False,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
-) -> int:
+) -> int | None:
     """Check the input topic and the changelog; returns the input's partition count.
 
-    Raises KafkaFailure once the broker or the input topic stayed unavailable past
-    ``startup_timeout_seconds``, ConfigError when the changelog cannot match the input.
+    Returns None when ``stopping`` turns true while waiting: a stop requested during start-up
+    is a clean stop. Raises KafkaFailure once the broker or the input topic stayed unavailable
+    past ``startup_timeout_seconds``, ConfigError when the changelog cannot match the input.
     """
     bound = settings.startup_timeout_seconds
     deadline = clock() + bound
@@ -89,7 +91,12 @@ def prepare_topics(
                 retry_in_seconds=round(wait, 2),
                 gives_up_in_seconds=round(left, 1),
             )
-            sleep(wait)
+            # In short steps, so a SIGTERM during the wait is served at once.
+            until = clock() + wait
+            while not stopping() and (left := until - clock()) > 0:
+                sleep(min(left, 0.1))
+            if stopping():
+                return None
             delay = min(delay * 2, _LONGEST_RETRY_SECONDS)
 
 

@@ -181,7 +181,7 @@ def test_sigkill_at_random_points_changes_no_score(
     ).start()
     # Slow enough that the stream is still flowing at the last kill.
     producer = threading.Thread(
-        target=produce_events, args=(kafka_bootstrap, topics["input"], events, 350)
+        target=produce_events, args=(kafka_bootstrap, topics["input"], events, 250)
     )
     backlogs = []
     try:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -80,3 +82,26 @@ def test_a_changelog_with_other_partitions_than_the_input_is_refused(
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert "has 2 partitions but input topic" in last
+
+
+def test_sigterm_while_waiting_for_the_broker_stops_at_once_with_0(
+    model_path: Path, tmp_path: Path
+) -> None:
+    env = casewatch_env(
+        CASEWATCH_MODEL_PATH=str(model_path),
+        CASEWATCH_METRICS_PORT="0",
+        CASEWATCH_BOOTSTRAP_SERVERS="127.0.0.1:1",
+        CASEWATCH_STARTUP_TIMEOUT_SECONDS="300",
+    )
+    log = tmp_path / "daemon.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(casewatch_command("run"), env=env, stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 30
+        while '"startup_waiting"' not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        process.kill()

