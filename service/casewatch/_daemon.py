@@ -135,7 +135,9 @@ class Daemon:
     def run(self) -> None:
         """Process until ``request_stop``; raises CasewatchError on a fatal failure."""
         s = self.settings
-        partitions = prepare_topics(s, stopping=lambda: self._stopping)
+        partitions = prepare_topics(
+            s, stopping=lambda: self._stopping, heartbeat=self.telemetry.heartbeat
+        )
         if partitions is None:
             log.info("daemon_stopped", commits=0)
             return

@@ -58,14 +58,17 @@ def prepare_topics(
     settings: Settings,
     *,
     stopping: Callable[[], bool] = lambda: False,
+    heartbeat: Callable[[], None] = lambda: None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> int | None:
     """Check the input topic and the changelog; returns the input's partition count.
 
     Returns None when ``stopping`` turns true while waiting: a stop requested during start-up
-    is a clean stop. Raises KafkaFailure once the broker or the input topic stayed unavailable
-    past ``startup_timeout_seconds``, ConfigError when the changelog cannot match the input.
+    is a clean stop. ``heartbeat`` is called while waiting: waiting is what the process should
+    be doing then, so the liveness probe must not fail. Raises KafkaFailure once the broker or
+    the input topic stayed unavailable past ``startup_timeout_seconds``, ConfigError when the
+    changelog cannot match the input.
     """
     bound = settings.startup_timeout_seconds
     deadline = clock() + bound
@@ -94,6 +97,7 @@ def prepare_topics(
             # In short steps, so a SIGTERM during the wait is served at once.
             until = clock() + wait
             while not stopping() and (left := until - clock()) > 0:
+                heartbeat()
                 sleep(min(left, 0.1))
             if stopping():
                 return None
