@@ -105,3 +105,18 @@ def test_sigterm_while_waiting_for_the_broker_stops_at_once_with_0(
         assert process.wait(timeout=10) == 0
     finally:
         process.kill()
+
+
+def test_an_input_topic_that_never_appears_exits_1_after_the_bound(
+    kafka_bootstrap: str, topic_names: dict[str, str], model_path: Path
+) -> None:
+    result = run_daemon(
+        model_path,
+        bootstrap_servers=kafka_bootstrap,
+        input_topic=topic_names["input"],
+        group_id=topic_names["group"],
+        startup_timeout_seconds="2",
+    )
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert f"input topic {topic_names['input']!r} is not available" in last
