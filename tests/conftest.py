@@ -117,7 +117,7 @@ def topic_names(request: pytest.FixtureRequest) -> dict[str, str]:
         "output": f"{stem}-out",
         "dlq": f"{stem}-dlq",
         "group": f"{stem}-group",
-        "changelog": f"{stem}-in-casewatch-changelog",
+        "changelog": f"{stem}-group--{stem}-in--changelog",
     }
 
 

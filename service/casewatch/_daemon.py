@@ -20,13 +20,13 @@ from typing import Any, Protocol
 import confluent_kafka
 import msgspec
 
-from casewatch._changelog import ensure_changelog, write_changes
+from casewatch._changelog import write_changes
 from casewatch._changes import StateChanges
 from casewatch._checkpoint import Checkpoint
 from casewatch._decode import EventDecoder, FieldNames
-from casewatch._errors import InvalidEventError, KafkaFailure
+from casewatch._errors import DeliveryFailure, InvalidEventError, KafkaFailure
 from casewatch._events import ModelIdentity, StreamingEvaluation, StreamingEvent
-from casewatch._kafka_config import restore_consumer_config
+from casewatch._kafka_config import is_fatal, restore_consumer_config
 from casewatch._logging import get_logger
 from casewatch._loop_metrics import LoopMetrics
 from casewatch._model_reload import ModelReloader
@@ -35,11 +35,14 @@ from casewatch._rebalance import Rebalance
 from casewatch._restore import Restorer
 from casewatch._scorer import Scorer
 from casewatch._settings import Settings
+from casewatch._startup import prepare_topics
 from casewatch._telemetry import Telemetry
 
 log = get_logger(__name__)
 
 _CHECKPOINT_FLUSH_SECONDS = 5.0
+_NO_TIMESTAMP = confluent_kafka.TIMESTAMP_NOT_AVAILABLE
+_NAN = float("nan")
 
 
 class Evaluator(Protocol):
@@ -53,7 +56,11 @@ class Evaluator(Protocol):
     def open_case_count(self) -> int: ...
 
     def on_events(
-        self, events: Sequence[StreamingEvent], *, source_topic: str | None = None
+        self,
+        events: Sequence[StreamingEvent],
+        *,
+        source_topic: str | None = None,
+        times: Sequence[float] | None = None,
     ) -> list[StreamingEvaluation]: ...
 
     def expire(
@@ -115,6 +122,9 @@ class Daemon:
         self.metrics = LoopMetrics(telemetry, evaluator)
         self.reloader = ModelReloader(settings, evaluator, telemetry)
         self._stopping = False
+        # The Kafka timestamp of each decoded event's message: the stream time idle expiry
+        # runs on (``casewatch._stream_time``); NaN when the message has none.
+        self._times: list[float] = []
 
     def request_stop(self) -> None:
         self._stopping = True
@@ -125,8 +135,13 @@ class Daemon:
     def run(self) -> None:
         """Process until ``request_stop``; raises CasewatchError on a fatal failure."""
         s = self.settings
+        partitions = prepare_topics(
+            s, stopping=lambda: self._stopping, heartbeat=self.telemetry.heartbeat
+        )
+        if partitions is None:
+            log.info("daemon_stopped", commits=0)
+            return
         try:
-            ensure_changelog(s)
             if self.outputs.transactional:
                 self.outputs.start_transactions(s.shutdown_timeout_seconds)
             consumer: Any = confluent_kafka.Consumer(self._consumer_config)
@@ -143,6 +158,7 @@ class Daemon:
             input_topic=s.input_topic,
             output_topic=s.output_topic,
             changelog_topic=s.changelog,
+            partitions=partitions,
             processing_guarantee=s.processing_guarantee,
         )
         try:
@@ -181,6 +197,8 @@ class Daemon:
     def _decode(self, messages: list[Any]) -> list[StreamingEvent]:
         events: list[StreamingEvent] = []
         append, decode = events.append, self.decoder.decode
+        times = self._times = []
+        add_time = times.append
         processed = self.checkpoint.processed
         guard = self.restorer.guard
         windows = guard.windows
@@ -200,12 +218,14 @@ class Daemon:
             if replayed and guard.already_applied(partition, offset, event.case_id):
                 continue
             append(event)
+            kind, milliseconds = message.timestamp()
+            add_time(milliseconds / 1000 if kind != _NO_TIMESTAMP else _NAN)
         return events
 
     def _score(self, events: list[StreamingEvent]) -> list[StreamingEvaluation]:
         started = time.perf_counter()
         topic = self.settings.input_topic
-        evaluations = self.evaluator.on_events(events, source_topic=topic)
+        evaluations = self.evaluator.on_events(events, source_topic=topic, times=self._times)
         expired = self.evaluator.expire(source_topic=topic)
         if evaluations or expired:
             self.telemetry.scoring_duration.observe(time.perf_counter() - started)
@@ -288,8 +308,7 @@ class Daemon:
         return done
 
     def _commit_rejected(self, exc: confluent_kafka.KafkaException) -> None:
-        error = exc.args[0] if exc.args else None
-        if isinstance(error, confluent_kafka.KafkaError) and error.fatal():
+        if is_fatal(exc):
             raise exc
         # A commit rejected during a rebalance is retried at the next checkpoint; the worst
         # case is that some input is read again, never that some is skipped.
@@ -310,13 +329,22 @@ class Daemon:
     def _shutdown(self, consumer: Any) -> None:
         """Deliver what is in flight, commit it, leave the group."""
         timeout = self.settings.shutdown_timeout_seconds
-        if not self._checkpoint(consumer, timeout):
-            log.warning("shutdown_undelivered", pending=self.outputs.pending)
+        delivered = self._checkpoint(consumer, timeout)
+        pending = self.outputs.pending
+        if not delivered:
+            log.warning("shutdown_undelivered", pending=pending)
             # The time is spent: leaving the group must not wait for another flush.
             self.rebalance.commit_on_revoke = False
         consumer.close()
         self.restorer.close()
         self.rebalance.raise_failure()
+        if not delivered:
+            # A supervisor must see that this stop was not clean. Nothing is lost: neither input
+            # offsets nor state were committed past those outputs, so the next run makes them again.
+            raise DeliveryFailure(
+                f"stopped with {pending} outputs undelivered after {timeout:g} s; nothing was "
+                "committed past them, so the next start produces them again"
+            )
         log.info("daemon_stopped", commits=self.checkpoint.commits)
 
     def _abandon(self, consumer: Any) -> None:

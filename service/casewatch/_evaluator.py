@@ -1,8 +1,9 @@
 """StreamingEvaluator: events in, evaluations out, with all due cases scored in one model call.
 
 Due cases: a case closes (close marker or end activity); every touched case when scoring on
-every event; cases idle past the TTL (``expire``); the least recently seen cases when the open
-case bound is exceeded. Every case that leaves memory gets a final evaluation.
+every event; cases idle past the TTL in their partition's stream time (``expire``, see
+``casewatch._stream_time``); the least recently seen cases when the open case bound is exceeded.
+Every case that leaves memory gets a final evaluation.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from casewatch._records import RecordBuilder
 from casewatch._routing import Router
 from casewatch._scorer import Features, Scorer
 from casewatch._state_codec import decode_into
-from casewatch._store import CaseStore, IntArray
+from casewatch._store import CaseStore, FloatArray, IntArray
+from casewatch._stream_time import IdleExpiry
 
 
 class StreamingEvaluator:
@@ -35,10 +37,12 @@ class StreamingEvaluator:
         score_on_every_event: bool = False,
         end_activities: Iterable[str] = (),
         idle_ttl: float | None = None,
+        idle_quiet: float | None = None,
         max_open_cases: int | None = None,
         intra_op_threads: int = 1,
         contract_path: str | Path | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         initial_capacity: int = 1024,
         top_k: int = 3,
         track_changes: bool = False,
@@ -51,6 +55,7 @@ class StreamingEvaluator:
         self.score_on_every_event = score_on_every_event
         self.end_activities = frozenset(end_activities)
         self.idle_ttl = idle_ttl if idle_ttl else None
+        self._idle = IdleExpiry(self.idle_ttl, idle_quiet, monotonic)
         self.max_open_cases = max_open_cases
         self._clock = clock
         self._top_k = top_k
@@ -79,6 +84,7 @@ class StreamingEvaluator:
         migrated = not same_state_layout(self.scorer.contract, scorer.contract)
         if migrated:
             self.store = carry_over(self.store, self.scorer.contract, scorer.contract)
+            self._idle.invalidate()
             if self._changes is not None:
                 # Every open case's changelog record is in the old layout: rewrite them all.
                 self._changes.rows_replaced(np.fromiter(self.store.index.values(), np.int64))
@@ -147,13 +153,23 @@ class StreamingEvaluator:
     # -- the batch API -------------------------------------------------------------------------
 
     def on_events(
-        self, events: Sequence[StreamingEvent], *, source_topic: str | None = None
+        self,
+        events: Sequence[StreamingEvent],
+        *,
+        source_topic: str | None = None,
+        times: Sequence[float] | FloatArray | None = None,
     ) -> list[StreamingEvaluation]:
-        """Route a batch into the store and score every case it made due, in one model call."""
+        """Route a batch into the store and score every case it made due, in one model call.
+
+        ``times`` are the events' record times (Kafka message timestamps, epoch seconds; NaN
+        falls back to the event's timestamp): they drive idle expiry. Without them the clock
+        stands in, which is what an offline caller without record times means by idle.
+        """
         if not events:
             return []
         batch = self._router.route(events)
         now = self._clock()
+        seen = self._idle.seen(batch.partitions, now if times is None else times, batch.timestamps)
         store = self.store
         if self._changes is not None:
             self._changes.touched(batch.rows)
@@ -168,7 +184,7 @@ class StreamingEvaluator:
                 batch.timestamps[selected],
                 batch.partitions[selected],
                 batch.offsets[selected],
-                now,
+                seen[selected],
             )
             self._router.merge_case_attributes(batch, selected)
             closing = batch.closing[selected]
@@ -196,21 +212,15 @@ class StreamingEvaluator:
     def expire(
         self, now: float | None = None, *, source_topic: str | None = None
     ) -> list[StreamingEvaluation]:
-        """Final evaluations of cases idle for longer than the TTL."""
-        if self.idle_ttl is None or not self.store.index:
+        """Final evaluations of cases idle past the TTL in their partition's stream time.
+
+        ``now`` stands for the stream time of every partition (an offline caller's clock).
+        """
+        stale = self._idle.take_stale(self.store, now)
+        if not stale.size:
             return []
-        cutoff = (self._clock() if now is None else now) - self.idle_ttl
-        last_seen = self.store.last_seen
-        stale = 0
-        for _, row in self.store.least_recent():
-            if last_seen[row] >= cutoff:
-                break
-            stale += 1
-        if not stale:
-            return []
-        rows = self._take_least_recent(stale)
-        evaluations = self._evaluate([self._due_leaving(rows, "timeout")], source_topic)
-        self._release(rows)
+        evaluations = self._evaluate([self._due_leaving(stale, "timeout")], source_topic)
+        self._release(stale)
         return evaluations
 
     def drop_partitions(self, partitions: Iterable[int]) -> int:
@@ -218,6 +228,7 @@ class StreamingEvaluator:
         wanted = np.asarray(sorted(set(partitions)), dtype=np.int64)
         if self._changes is not None:
             self._changes.forget_partitions(wanted.tolist())
+        self._idle.forget(wanted.tolist())
         index = self.store.index
         if not index or wanted.size == 0:
             return 0
@@ -244,6 +255,7 @@ class StreamingEvaluator:
             row = self.store.open_row(case_id)
         decode_into(self.store, row, state)
         self.store.index[case_id] = row
+        self._idle.restored(self.store, row)
 
     def forget_case(self, case_id: str) -> None:
         """Drop an open case without an evaluation (its tombstone was restored)."""

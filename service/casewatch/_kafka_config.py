@@ -8,11 +8,48 @@ warn about properties a client ignores.
 
 from __future__ import annotations
 
+import re
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from casewatch._settings import Settings
+import confluent_kafka
+from pydantic import SecretStr
+
+from casewatch._errors import ConfigError
+
+
+class Settings(Protocol):
+    """The settings the client configurations are built from (``casewatch._settings``)."""
+
+    @property
+    def bootstrap_servers(self) -> str: ...
+    @property
+    def group_id(self) -> str: ...
+    @property
+    def auto_offset_reset(self) -> str: ...
+    @property
+    def max_pending_outputs(self) -> int: ...
+    @property
+    def processing_guarantee(self) -> str: ...
+    @property
+    def transactional_id(self) -> str | None: ...
+    @property
+    def kafka(self) -> dict[str, str | SecretStr]: ...
+
+    def pass_through(self) -> dict[str, str]: ...
+
+
+def kafka_error(exc: confluent_kafka.KafkaException) -> confluent_kafka.KafkaError | None:
+    """The KafkaError an exception carries: the one place Kafka errors are unpacked."""
+    error = exc.args[0] if exc.args else None
+    return error if isinstance(error, confluent_kafka.KafkaError) else None
+
+
+def is_fatal(exc: confluent_kafka.KafkaException) -> bool:
+    """Whether the client is unusable after ``exc`` (fenced, fatal idempotence error...)."""
+    error = kafka_error(exc)
+    return error is not None and bool(error.fatal())
+
 
 _CONSUMER_ONLY = (
     "group.", "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms",
@@ -104,3 +141,35 @@ def admin_config(settings: Settings) -> dict[str, Any]:
         "client.id": f"{settings.group_id}-admin",
         **shared,
     }
+
+
+_PROPERTY_IN_MESSAGE = re.compile(r'property:? "([^"]+)"')
+
+
+def check_client_properties(settings: Settings) -> None:
+    """Build each client once, unconnected, so invalid properties stop start-up at once.
+
+    librdkafka checks property names and values when a client is created; doing that before
+    anything else turns an invalid ``CASEWATCH_KAFKA__*`` property into a ConfigError (exit 2)
+    naming the variable, instead of a Kafka failure half-way through start-up.
+    """
+    offline = {"bootstrap.servers": "", "log_level": 0}
+    for build, config in (
+        (confluent_kafka.Producer, producer_config(settings)),
+        (confluent_kafka.Consumer, consumer_config(settings)),
+    ):
+        try:
+            client: Any = build({**config, **offline})
+        except confluent_kafka.KafkaException as exc:
+            raise ConfigError(_property_error(exc, settings)) from None
+        if isinstance(client, confluent_kafka.Consumer):
+            client.close()
+
+
+def _property_error(exc: confluent_kafka.KafkaException, settings: Settings) -> str:
+    error = kafka_error(exc)
+    text = str(exc) if error is None else error.str()
+    match = _PROPERTY_IN_MESSAGE.search(text)
+    if match and match.group(1) in settings.kafka:
+        return f"CASEWATCH_KAFKA__{match.group(1).upper().replace('.', '_')}: {text}"
+    return f"Kafka client configuration: {text}"

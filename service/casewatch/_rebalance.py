@@ -20,6 +20,7 @@ import confluent_kafka
 
 from casewatch._checkpoint import Checkpoint
 from casewatch._errors import KafkaFailure
+from casewatch._kafka_config import is_fatal
 from casewatch._logging import get_logger
 from casewatch._outputs import OutputProducer
 from casewatch._restore import Restorer
@@ -84,8 +85,7 @@ class Rebalance:
             try:
                 self._checkpoint.commit(consumer, self._outputs, flush_timeout=self._flush_timeout)
             except confluent_kafka.KafkaException as exc:
-                error = exc.args[0] if exc.args else None
-                if isinstance(error, confluent_kafka.KafkaError) and error.fatal():
+                if is_fatal(exc):
                     self.failure = self.failure or exc
                 else:
                     # The group moved on before the commit landed (a rebalance in progress):

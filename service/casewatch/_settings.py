@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.resources
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -37,6 +38,7 @@ XES_FIELD_NAMES = {
 }
 
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _DISABLED = frozenset({"", "0", "none", "null", "off", "false"})
 
 
@@ -145,7 +147,20 @@ class Settings(BaseSettings):
     idle_ttl_seconds: float | None = Field(
         3600.0,
         ge=0,
-        description="Score and drop a case after this long without events; 0 disables.",
+        description=(
+            "Score and drop a case once its partition's stream time (Kafka record timestamps) "
+            "has moved on this long past its last event; 0 disables."
+        ),
+    )
+    idle_quiet_seconds: float | None = Field(
+        None,
+        ge=0,
+        description=(
+            "How long a partition may deliver no record (in the daemon's running time) before "
+            "its stream time follows the running clock, so the cases of a stream that stopped "
+            "still time out; 0 keeps them until the partition's next record."
+        ),
+        json_schema_extra={"doc_default": "the TTL"},
     )
     max_open_cases: int = Field(
         1_000_000,
@@ -201,7 +216,7 @@ class Settings(BaseSettings):
         None,
         description=(
             "Compacted topic holding the open cases' state, one partition per input partition "
-            "(default: `<input_topic>-casewatch-changelog`)."
+            "(default: `<group_id>--<input_topic>--changelog`, one per consumer group)."
         ),
     )
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
@@ -216,6 +231,14 @@ class Settings(BaseSettings):
         description=(
             "Transactional id for `exactly_once`; must be stable per instance so a restarted "
             "instance fences its predecessor (default: `casewatch-<group_id>-<hostname>`)."
+        ),
+    )
+    startup_timeout_seconds: float = Field(
+        60.0,
+        ge=0,
+        description=(
+            "How long start-up retries, with backoff, a broker it cannot reach or an input topic "
+            "that does not exist yet before it exits."
         ),
     )
     restore_batch_size: int = Field(
@@ -257,9 +280,9 @@ class Settings(BaseSettings):
     def _zero_ttl_is_off(cls, value: float | None) -> float | None:
         return value or None
 
-    @field_validator("contract_path", mode="before")
+    @field_validator("contract_path", "idle_quiet_seconds", mode="before")
     @classmethod
-    def _empty_path_is_none(cls, value: Any) -> Any:
+    def _empty_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("log_level", mode="before")
@@ -298,6 +321,15 @@ class Settings(BaseSettings):
             data = {**XES_FIELD_NAMES, **data}
         return data
 
+    @model_validator(mode="after")
+    def _changelog_is_a_topic_name(self) -> Settings:
+        if not _TOPIC_NAME.fullmatch(self.changelog):
+            raise ValueError(
+                f"changelog topic {self.changelog!r} is not a valid Kafka topic name (letters, "
+                "digits, '.', '_', '-', at most 249): set CASEWATCH_CHANGELOG_TOPIC"
+            )
+        return self
+
     def consumer_config(self) -> dict[str, Any]:
         """confluent-kafka configuration of the input consumer (see ``casewatch._kafka_config``)."""
         from casewatch._kafka_config import consumer_config  # noqa: PLC0415 - avoids a cycle
@@ -312,8 +344,20 @@ class Settings(BaseSettings):
 
     @property
     def changelog(self) -> str:
-        """The state changelog topic."""
-        return self.changelog_topic or f"{self.input_topic}-casewatch-changelog"
+        """The state changelog topic: one per consumer group, so groups never share state."""
+        return self.changelog_topic or f"{self.group_id}--{self.input_topic}--changelog"
+
+    @property
+    def idle_quiet(self) -> float | None:
+        """The quiet limit the evaluator uses: the TTL unless set; None when off."""
+        if self.idle_quiet_seconds is None:
+            return self.idle_ttl_seconds
+        return self.idle_quiet_seconds or None
+
+    @property
+    def legacy_changelog(self) -> str:
+        """The changelog name of earlier releases, shared by every group on the input topic."""
+        return f"{self.input_topic}-casewatch-changelog"
 
     def redacted(self) -> dict[str, Any]:
         """All settings as plain values, safe to log: secret pass-through values are masked."""

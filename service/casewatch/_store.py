@@ -171,9 +171,12 @@ class CaseStore:
         timestamps: FloatArray,
         partitions: IntArray,
         offsets: IntArray,
-        now: float,
+        seen: FloatArray,
     ) -> None:
-        """Add one event to each of ``rows``; every row appears at most once in a call."""
+        """Add one event to each of ``rows``; every row appears at most once in a call.
+
+        ``seen`` is each event's stream time (``casewatch._stream_time``), kept as last-seen.
+        """
         known = activities < self.shape.activities
         known_rows, known_activities = rows[known], activities[known]
         counts = self.counts[known_rows, known_activities]
@@ -189,7 +192,7 @@ class CaseStore:
         self.first_offset[rows[first]] = offsets[first]
         self.last_offset[rows] = offsets
         self.partition[rows] = partitions
-        self.last_seen[rows] = now
+        self.last_seen[rows] = seen
         timed = ~np.isnan(timestamps)
         needs_first = timed & np.isnan(self.first_time[rows])
         self.first_time[rows[needs_first]] = timestamps[needs_first]

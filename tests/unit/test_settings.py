@@ -221,3 +221,34 @@ def test_unknown_env_names() -> None:
         "PATH": "/bin",
     }
     assert unknown_env_names(environ) == ["CASEWATCH_MAX_BATCH"]
+
+
+def test_idle_quiet_follows_the_ttl_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CASEWATCH_IDLE_TTL_SECONDS", "120")
+    assert load_settings().idle_quiet == 120
+    monkeypatch.setenv("CASEWATCH_IDLE_QUIET_SECONDS", "")
+    assert load_settings().idle_quiet == 120
+    monkeypatch.setenv("CASEWATCH_IDLE_QUIET_SECONDS", "0")
+    assert load_settings().idle_quiet is None
+    monkeypatch.setenv("CASEWATCH_IDLE_QUIET_SECONDS", "30")
+    assert load_settings().idle_quiet == 30
+
+
+def test_the_changelog_is_named_per_consumer_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CASEWATCH_INPUT_TOPIC", "orders")
+    monkeypatch.setenv("CASEWATCH_GROUP_ID", "shadow")
+    settings = load_settings()
+    assert settings.changelog == "shadow--orders--changelog"
+    assert settings.legacy_changelog == "orders-casewatch-changelog"
+    monkeypatch.setenv("CASEWATCH_CHANGELOG_TOPIC", "kept")
+    assert load_settings().changelog == "kept"
+
+
+def test_a_group_id_that_makes_no_topic_name_asks_for_a_changelog_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CASEWATCH_GROUP_ID", "team a/orders")
+    with pytest.raises(ConfigError, match="CASEWATCH_CHANGELOG_TOPIC"):
+        load_settings()
+    monkeypatch.setenv("CASEWATCH_CHANGELOG_TOPIC", "team-a-orders-changelog")
+    assert load_settings().changelog == "team-a-orders-changelog"

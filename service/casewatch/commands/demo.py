@@ -40,7 +40,7 @@ TOPICS = {
     "input": "demo-events",
     "output": "demo-evaluations",
     "dlq": "demo-dlq",
-    "changelog": "demo-events-casewatch-changelog",
+    "changelog": "casewatch-demo--demo-events--changelog",
 }
 _STARTUP_SECONDS = 60.0
 

@@ -1,7 +1,9 @@
 """``casewatch run``: the daemon, configured by ``CASEWATCH_*`` environment variables.
 
-Exit codes: 0 after SIGTERM/SIGINT and a clean shutdown, 1 on a fatal failure (model, Kafka,
-undelivered output), 2 on invalid configuration. SIGHUP reloads the model (see
+Exit codes: 0 after SIGTERM/SIGINT and a clean shutdown; 1 on a fatal failure (model, Kafka,
+a broker still unreachable after ``startup_timeout_seconds``, outputs still undelivered when the
+shutdown timeout ends); 2 on invalid configuration (settings, ``CASEWATCH_KAFKA__*`` properties,
+a changelog whose partitions differ from the input's). SIGHUP reloads the model (see
 ``casewatch._model_reload``).
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import signal
 from types import FrameType
 
@@ -16,8 +19,10 @@ from casewatch._daemon import Daemon
 from casewatch._decode import INVALID_REASONS
 from casewatch._errors import CasewatchError
 from casewatch._evaluator import StreamingEvaluator
+from casewatch._kafka_config import check_client_properties
 from casewatch._logging import configure_logging, get_logger
 from casewatch._settings import Settings, load_settings
+from casewatch._startup import warn_unknown_env
 from casewatch._telemetry import Telemetry
 
 
@@ -32,6 +37,7 @@ def load_evaluator(settings: Settings) -> StreamingEvaluator:
         score_on_every_event=settings.score_policy == "every_event",
         end_activities=settings.end_activities,
         idle_ttl=settings.idle_ttl_seconds,
+        idle_quiet=settings.idle_quiet,
         max_open_cases=settings.max_open_cases,
         intra_op_threads=settings.intra_op_threads,
         contract_path=settings.contract_path,
@@ -41,8 +47,10 @@ def load_evaluator(settings: Settings) -> StreamingEvaluator:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings()
+    check_client_properties(settings)
     configure_logging(settings.log_level, settings.log_format)
     log = get_logger("casewatch.run")
+    warn_unknown_env(os.environ)
     evaluator = load_evaluator(settings)
     telemetry = Telemetry(invalid_reasons=INVALID_REASONS)
     identity = evaluator.identity
