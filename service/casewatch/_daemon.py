@@ -23,7 +23,7 @@ import msgspec
 from casewatch._changelog import ensure_changelog, write_changes
 from casewatch._changes import StateChanges
 from casewatch._checkpoint import Checkpoint
-from casewatch._decode import EventDecoder, FieldNames
+from casewatch._decode import EventDecoder, FieldNames, invalid_from
 from casewatch._errors import InvalidEventError, KafkaFailure
 from casewatch._events import ModelIdentity, StreamingEvaluation, StreamingEvent
 from casewatch._kafka_config import restore_consumer_config
@@ -195,6 +195,9 @@ class Daemon:
                 event = decode(message.value(), message.key(), partition, offset)
             except InvalidEventError as exc:
                 self._dead_letter(message, exc)
+                continue
+            except Exception as exc:  # the decoder is total; this boundary holds if it is not
+                self._dead_letter(message, invalid_from(exc))
                 continue
             replayed = windows and partition in windows
             if replayed and guard.already_applied(partition, offset, event.case_id):

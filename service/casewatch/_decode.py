@@ -4,6 +4,11 @@ The common message shape (only the mapped fields) decodes in one typed msgspec p
 (flat XES-style events with extra top-level keys, and every invalid message) takes a generic pass
 that merges the extra keys into the attributes or names the failure. Failure reasons are fixed
 strings, used as metric labels and dead-letter headers; see ``INVALID_REASONS``.
+
+``decode`` is total: whatever a message holds (nesting deeper than msgspec's recursion limit,
+integers beyond float range, bytes a JSON library rejects with an exception we never met), it
+returns an event or raises InvalidEventError, so one message can only ever cost one dead-letter
+record.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ MISSING_CASE_ID: Final = "missing_case_id"
 MISSING_ACTIVITY: Final = "missing_activity"
 WRONG_TYPE: Final = "wrong_type"
 BAD_TIMESTAMP: Final = "bad_timestamp"
+TOO_DEEP: Final = "too_deep"
+NOT_UTF8: Final = "not_utf8"
+UNDECODABLE: Final = "undecodable"
 
 INVALID_REASONS: Final = (
     EMPTY,
@@ -39,7 +47,11 @@ INVALID_REASONS: Final = (
     MISSING_ACTIVITY,
     WRONG_TYPE,
     BAD_TIMESTAMP,
+    TOO_DEEP,
+    NOT_UTF8,
+    UNDECODABLE,
 )
+_DETAIL_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -120,6 +132,28 @@ def _finite_timestamp(seconds: float, field: str) -> float:
     return seconds
 
 
+def invalid_from(exc: Exception) -> InvalidEventError:
+    """The InvalidEventError standing for an unexpected failure while decoding one message."""
+    if isinstance(exc, InvalidEventError):
+        return exc
+    if isinstance(exc, RecursionError):
+        return InvalidEventError(TOO_DEEP, "message nests deeper than the decoder allows")
+    if isinstance(exc, UnicodeError):
+        return InvalidEventError(NOT_UTF8, f"message is not valid UTF-8: {exc}"[:_DETAIL_CHARS])
+    text = " ".join(str(exc).split())
+    return InvalidEventError(
+        UNDECODABLE, f"message cannot be decoded: {type(exc).__name__}: {text}"[:_DETAIL_CHARS]
+    )
+
+
+def _numeric_timestamp(value: float, field: str) -> float:
+    try:
+        seconds = float(value)
+    except OverflowError:
+        raise InvalidEventError(BAD_TIMESTAMP, f"{field!r} is beyond float range") from None
+    return _finite_timestamp(seconds, field)
+
+
 class EventDecoder:
     """Decodes input messages; build one per consumer and reuse it for every message."""
 
@@ -142,47 +176,52 @@ class EventDecoder:
     def decode(
         self, value: bytes | None, key: bytes | None, partition: int, offset: int
     ) -> StreamingEvent:
-        """The event in ``value``; raises InvalidEventError with a reason from INVALID_REASONS."""
-        if not value:
-            raise InvalidEventError(EMPTY, "message has no value")
-        if len(value) > self.max_message_bytes:
-            raise InvalidEventError(
-                OVERSIZED, f"message is {len(value)} bytes, limit is {self.max_message_bytes}"
-            )
-        if self._flat_stream:
-            return self._decode_generic(value, key, partition, offset)
+        """The event in ``value``; raises InvalidEventError (a reason from INVALID_REASONS) only."""
         try:
-            wire: Any = self._typed.decode(value)
-        except msgspec.DecodeError:
-            return self._decode_generic(value, key, partition, offset)
+            if not value:
+                raise InvalidEventError(EMPTY, "message has no value")
+            if len(value) > self.max_message_bytes:
+                raise InvalidEventError(
+                    OVERSIZED, f"message is {len(value)} bytes, limit is {self.max_message_bytes}"
+                )
+            if self._flat_stream:
+                return self._decode_generic(value, key, partition, offset)
+            try:
+                wire: Any = self._typed.decode(value)
+            except msgspec.DecodeError:
+                return self._decode_generic(value, key, partition, offset)
 
-        case_id = wire.case_id
-        if case_id is None:
-            case_id = self._case_id_from_key(key)
-        elif case_id.__class__ is int:
-            case_id = str(case_id)
-        elif not case_id:
-            raise InvalidEventError(MISSING_CASE_ID, f"{self.fields.case_id!r} is empty")
-        activity = wire.activity
-        if not activity:
-            raise InvalidEventError(MISSING_ACTIVITY, f"{self.fields.activity!r} is missing")
-        timestamp = wire.timestamp
-        if timestamp is not None:
-            timestamp = (
-                _finite_timestamp(timestamp, self.fields.timestamp)
-                if timestamp.__class__ is float
-                else _from_datetime(timestamp)
+            case_id = wire.case_id
+            if case_id is None:
+                case_id = self._case_id_from_key(key)
+            elif case_id.__class__ is int:
+                case_id = str(case_id)
+            elif not case_id:
+                raise InvalidEventError(MISSING_CASE_ID, f"{self.fields.case_id!r} is empty")
+            activity = wire.activity
+            if not activity:
+                raise InvalidEventError(MISSING_ACTIVITY, f"{self.fields.activity!r} is missing")
+            timestamp = wire.timestamp
+            if timestamp is not None:
+                timestamp = (
+                    _finite_timestamp(timestamp, self.fields.timestamp)
+                    if timestamp.__class__ is float
+                    else _from_datetime(timestamp)
+                )
+            attributes = wire.attributes
+            return StreamingEvent(
+                case_id,
+                activity,
+                timestamp,
+                {} if attributes is None else attributes,
+                wire.close is True,
+                partition,
+                offset,
             )
-        attributes = wire.attributes
-        return StreamingEvent(
-            case_id,
-            activity,
-            timestamp,
-            {} if attributes is None else attributes,
-            wire.close is True,
-            partition,
-            offset,
-        )
+        except InvalidEventError:
+            raise
+        except Exception as exc:  # one message must never stop the loop, whatever it holds
+            raise invalid_from(exc) from None
 
     def _decode_generic(
         self, value: bytes, key: bytes | None, partition: int, offset: int
@@ -222,7 +261,7 @@ class EventDecoder:
         elif isinstance(raw_timestamp, str):
             timestamp = _parse_timestamp_text(raw_timestamp, names.timestamp)
         elif isinstance(raw_timestamp, int | float) and not isinstance(raw_timestamp, bool):
-            timestamp = _finite_timestamp(float(raw_timestamp), names.timestamp)
+            timestamp = _numeric_timestamp(raw_timestamp, names.timestamp)
         else:
             raise self._wrong_type(names.timestamp, "a number or an ISO-8601 string", raw_timestamp)
 
