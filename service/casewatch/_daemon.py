@@ -23,6 +23,7 @@ import msgspec
 from casewatch._changelog import ensure_changelog, write_changes
 from casewatch._changes import StateChanges
 from casewatch._checkpoint import Checkpoint
+from casewatch._dead_letter import dead_letter
 from casewatch._decode import EventDecoder, FieldNames, invalid_from
 from casewatch._errors import InvalidEventError, KafkaFailure
 from casewatch._events import ModelIdentity, StreamingEvaluation, StreamingEvent
@@ -30,7 +31,7 @@ from casewatch._kafka_config import restore_consumer_config
 from casewatch._logging import get_logger
 from casewatch._loop_metrics import LoopMetrics
 from casewatch._model_reload import ModelReloader
-from casewatch._outputs import OutputProducer, dead_letter
+from casewatch._outputs import OutputProducer
 from casewatch._rebalance import Rebalance
 from casewatch._restore import Restorer
 from casewatch._scorer import Scorer
@@ -89,6 +90,7 @@ class Daemon:
         self.outputs = OutputProducer(
             {**settings.producer_config(), **kafka_logger},
             max_pending=settings.max_pending_outputs,
+            dead_letter_topic=settings.dlq_topic,
         )
         self.checkpoint = Checkpoint(
             settings.input_topic,
@@ -112,7 +114,7 @@ class Daemon:
             flush_timeout=settings.shutdown_timeout_seconds,
             counted=self._count_rebalance,
         )
-        self.metrics = LoopMetrics(telemetry, evaluator)
+        self.metrics = LoopMetrics(telemetry, evaluator, self.outputs)
         self.reloader = ModelReloader(settings, evaluator, telemetry)
         self._stopping = False
 

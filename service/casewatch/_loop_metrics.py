@@ -25,15 +25,26 @@ class _Counts(Protocol):
     def unknown_activity_events(self) -> int: ...
 
 
+class _Outputs(Protocol):
+    @property
+    def oversized(self) -> int: ...
+
+    @property
+    def rerouted(self) -> int: ...
+
+
 def verdicts_with(verdicts: Counter[tuple[str, bool]], trigger: str) -> int:
     return verdicts[trigger, False] + verdicts[trigger, True]
 
 
 class LoopMetrics:
-    def __init__(self, telemetry: Telemetry, evaluator: _Counts) -> None:
+    def __init__(self, telemetry: Telemetry, evaluator: _Counts, outputs: _Outputs) -> None:
         self.telemetry = telemetry
         self._evaluator = evaluator
-        self._seen = {"unknown": 0, "changelog": 0, "out_of_range": 0, "restored": 0}
+        self._outputs = outputs
+        self._seen = dict.fromkeys(
+            ("unknown", "changelog", "out_of_range", "restored", "oversized", "rerouted"), 0
+        )
 
     def _increment(self, name: str, total: int, counter: Any) -> None:
         if total > self._seen[name]:
@@ -49,6 +60,10 @@ class LoopMetrics:
         self._increment(
             "unknown", self._evaluator.unknown_activity_events, telemetry.unknown_activities
         )
+        outputs = self._outputs
+        if outputs.oversized > self._seen["oversized"]:
+            self._increment("oversized", outputs.oversized, telemetry.oversized_records)
+            self._increment("rerouted", outputs.rerouted, telemetry.dlq_records)
 
     def evaluations(self, evaluations: list[StreamingEvaluation], consumed_at: float) -> None:
         """Counted and bucketed once per batch, not once per evaluation."""
