@@ -5,23 +5,27 @@ The common message shape (only the mapped fields) decodes in one typed msgspec p
 that merges the extra keys into the attributes or names the failure. Failure reasons are fixed
 strings, used as metric labels and dead-letter headers; see ``INVALID_REASONS``.
 
-``decode`` is total: whatever a message holds (nesting deeper than msgspec's recursion limit,
-integers beyond float range, bytes a JSON library rejects with an exception we never met), it
-returns an event or raises InvalidEventError, so one message can only ever cost one dead-letter
-record.
+``decode`` is total: whatever a message holds (nesting beyond msgspec's recursion limit, integers
+beyond float range, anything else), it returns an event or raises InvalidEventError.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
 from casewatch._errors import ConfigError, InvalidEventError
 from casewatch._events import StreamingEvent
+from casewatch._timestamps import (
+    BAD_TIMESTAMP,
+    finite_timestamp,
+    from_datetime,
+    numeric_timestamp,
+    parse_timestamp_text,
+)
 
 if TYPE_CHECKING:
     from casewatch._settings import Settings
@@ -33,7 +37,6 @@ NOT_AN_OBJECT: Final = "not_an_object"
 MISSING_CASE_ID: Final = "missing_case_id"
 MISSING_ACTIVITY: Final = "missing_activity"
 WRONG_TYPE: Final = "wrong_type"
-BAD_TIMESTAMP: Final = "bad_timestamp"
 TOO_DEEP: Final = "too_deep"
 NOT_UTF8: Final = "not_utf8"
 UNDECODABLE: Final = "undecodable"
@@ -105,33 +108,6 @@ def _typed_struct(names: FieldNames) -> type[msgspec.Struct]:
     )
 
 
-def _from_datetime(value: datetime) -> float:
-    # Timestamps without an offset are taken as UTC, never as the daemon's local time.
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.timestamp()
-
-
-def _parse_timestamp_text(text: str, field: str) -> float:
-    try:
-        return _from_datetime(datetime.fromisoformat(text.strip()))
-    except ValueError:
-        pass
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise InvalidEventError(
-            BAD_TIMESTAMP, f"{field!r} is neither ISO-8601 nor epoch seconds: {text[:64]!r}"
-        ) from None
-    return _finite_timestamp(seconds, field)
-
-
-def _finite_timestamp(seconds: float, field: str) -> float:
-    if not math.isfinite(seconds):
-        raise InvalidEventError(BAD_TIMESTAMP, f"{field!r} is not a finite number")
-    return seconds
-
-
 def invalid_from(exc: Exception) -> InvalidEventError:
     """The InvalidEventError standing for an unexpected failure while decoding one message."""
     if isinstance(exc, InvalidEventError):
@@ -144,14 +120,6 @@ def invalid_from(exc: Exception) -> InvalidEventError:
     return InvalidEventError(
         UNDECODABLE, f"message cannot be decoded: {type(exc).__name__}: {text}"[:_DETAIL_CHARS]
     )
-
-
-def _numeric_timestamp(value: float, field: str) -> float:
-    try:
-        seconds = float(value)
-    except OverflowError:
-        raise InvalidEventError(BAD_TIMESTAMP, f"{field!r} is beyond float range") from None
-    return _finite_timestamp(seconds, field)
 
 
 class EventDecoder:
@@ -204,9 +172,9 @@ class EventDecoder:
             timestamp = wire.timestamp
             if timestamp is not None:
                 timestamp = (
-                    _finite_timestamp(timestamp, self.fields.timestamp)
+                    finite_timestamp(timestamp, self.fields.timestamp)
                     if timestamp.__class__ is float
-                    else _from_datetime(timestamp)
+                    else from_datetime(timestamp)
                 )
             attributes = wire.attributes
             return StreamingEvent(
@@ -236,17 +204,7 @@ class EventDecoder:
                 NOT_AN_OBJECT, f"message is a JSON {type(obj).__name__}, not an object"
             )
 
-        raw_case_id = obj.get(names.case_id)
-        if raw_case_id is None:
-            case_id = self._case_id_from_key(key)
-        elif isinstance(raw_case_id, str) or (
-            isinstance(raw_case_id, int) and not isinstance(raw_case_id, bool)
-        ):
-            case_id = str(raw_case_id)
-            if not case_id:
-                raise InvalidEventError(MISSING_CASE_ID, f"{names.case_id!r} is empty")
-        else:
-            raise self._wrong_type(names.case_id, "a string or an integer", raw_case_id)
+        case_id = self._generic_case_id(obj.get(names.case_id), key)
 
         activity = obj.get(names.activity)
         if activity is None or activity == "":
@@ -259,9 +217,9 @@ class EventDecoder:
         if raw_timestamp is None:
             timestamp = None
         elif isinstance(raw_timestamp, str):
-            timestamp = _parse_timestamp_text(raw_timestamp, names.timestamp)
+            timestamp = parse_timestamp_text(raw_timestamp, names.timestamp)
         elif isinstance(raw_timestamp, int | float) and not isinstance(raw_timestamp, bool):
-            timestamp = _numeric_timestamp(raw_timestamp, names.timestamp)
+            timestamp = numeric_timestamp(raw_timestamp, names.timestamp)
         else:
             raise self._wrong_type(names.timestamp, "a number or an ISO-8601 string", raw_timestamp)
 
@@ -285,6 +243,16 @@ class EventDecoder:
         return StreamingEvent(
             case_id, activity, timestamp, attributes, close is True, partition, offset
         )
+
+    def _generic_case_id(self, raw: object, key: bytes | None) -> str:
+        if raw is None:
+            return self._case_id_from_key(key)
+        if isinstance(raw, str) or (isinstance(raw, int) and not isinstance(raw, bool)):
+            case_id = str(raw)
+            if not case_id:
+                raise InvalidEventError(MISSING_CASE_ID, f"{self.fields.case_id!r} is empty")
+            return case_id
+        raise self._wrong_type(self.fields.case_id, "a string or an integer", raw)
 
     def _case_id_from_key(self, key: bytes | None) -> str:
         if not key:

@@ -90,8 +90,8 @@ class OutputProducer:
         try:
             self._send(topic, key, value, headers, partition, self._on_delivery_now)
         except confluent_kafka.KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            if not isinstance(error, confluent_kafka.KafkaError) or error.code() not in _TOO_LARGE:
+            error = _kafka_error(exc)
+            if error is None or error.code() not in _TOO_LARGE:
                 raise KafkaFailure(f"cannot produce to {topic!r}: {exc}") from exc
             # Our size estimate fell short of librdkafka's: shrink below what it refused.
             limit = min(limit, record_size(key, value, headers)) // 2
@@ -246,9 +246,9 @@ class OutputProducer:
         try:
             call()
         except confluent_kafka.KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            reason = error.str() if isinstance(error, confluent_kafka.KafkaError) else str(exc)
-            if isinstance(error, confluent_kafka.KafkaError) and error.code() in _FENCED:
+            error = _kafka_error(exc)
+            reason = error.str() if error is not None else str(exc)
+            if error is not None and error.code() in _FENCED:
                 raise KafkaFailure(
                     f"fenced by a newer instance with the same transactional id: {reason}"
                 ) from None
@@ -288,3 +288,9 @@ class OutputProducer:
         # Still pending: its replacement takes its place in the count.
         self._refused.append((generation, message.topic(), key, value, headers, size))
         return True
+
+
+def _kafka_error(exc: confluent_kafka.KafkaException) -> Any:
+    """The KafkaError a KafkaException carries, None when it carries none."""
+    error = exc.args[0] if exc.args else None
+    return error if isinstance(error, confluent_kafka.KafkaError) else None
