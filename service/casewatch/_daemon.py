@@ -23,10 +23,12 @@ import msgspec
 from casewatch._changelog import ensure_changelog, write_changes
 from casewatch._changes import StateChanges
 from casewatch._checkpoint import Checkpoint
-from casewatch._dead_letter import dead_letter
-from casewatch._decode import EventDecoder, FieldNames, invalid_from
-from casewatch._errors import InvalidEventError, KafkaFailure
+from casewatch._dead_letter import scoring_failure
+from casewatch._decode import EventDecoder, FieldNames
+from casewatch._errors import KafkaFailure
 from casewatch._events import ModelIdentity, StreamingEvaluation, StreamingEvent
+from casewatch._intake import Intake
+from casewatch._isolation import ScoringFailure
 from casewatch._kafka_config import restore_consumer_config
 from casewatch._logging import get_logger
 from casewatch._loop_metrics import LoopMetrics
@@ -52,6 +54,9 @@ class Evaluator(Protocol):
 
     @property
     def open_case_count(self) -> int: ...
+
+    @property
+    def scoring_failures(self) -> list[ScoringFailure]: ...
 
     def on_events(
         self, events: Sequence[StreamingEvent], *, source_topic: str | None = None
@@ -115,6 +120,15 @@ class Daemon:
             counted=self._count_rebalance,
         )
         self.metrics = LoopMetrics(telemetry, evaluator, self.outputs)
+        self.intake = Intake(
+            self.decoder,
+            outputs=self.outputs,
+            dead_letter_topic=settings.dlq_topic,
+            checkpoint=self.checkpoint,
+            restorer=self.restorer,
+            metrics=self.metrics,
+            on_consume_error=self._on_consume_error,
+        )
         self.reloader = ModelReloader(settings, evaluator, telemetry)
         self._stopping = False
 
@@ -171,41 +185,14 @@ class Daemon:
                 self._restore_step(consumer)
             started = time.perf_counter()
             consumed_at = time.time()
-            events = self._decode(messages)
+            events, consumed = self.intake.take(messages)
             evaluations = self._score(events)
             self._publish(evaluations, consumed_at)
-            if messages:
-                self.metrics.batch(len(messages), started)
+            if consumed:
+                self.metrics.batch(consumed, started)
             self._relieve_backpressure(consumer)
             self._advance_checkpoint(consumer)
             self.reloader.maybe_reload()
-
-    def _decode(self, messages: list[Any]) -> list[StreamingEvent]:
-        events: list[StreamingEvent] = []
-        append, decode = events.append, self.decoder.decode
-        processed = self.checkpoint.processed
-        guard = self.restorer.guard
-        windows = guard.windows
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                self._on_consume_error(error)
-                continue
-            partition, offset = message.partition(), message.offset()
-            processed[partition] = offset
-            try:
-                event = decode(message.value(), message.key(), partition, offset)
-            except InvalidEventError as exc:
-                self._dead_letter(message, exc)
-                continue
-            except Exception as exc:  # the decoder is total; this boundary holds if it is not
-                self._dead_letter(message, invalid_from(exc))
-                continue
-            replayed = windows and partition in windows
-            if replayed and guard.already_applied(partition, offset, event.case_id):
-                continue
-            append(event)
-        return events
 
     def _score(self, events: list[StreamingEvent]) -> list[StreamingEvaluation]:
         started = time.perf_counter()
@@ -214,6 +201,8 @@ class Daemon:
         expired = self.evaluator.expire(source_topic=topic)
         if evaluations or expired:
             self.telemetry.scoring_duration.observe(time.perf_counter() - started)
+        if self.evaluator.scoring_failures:
+            self._dead_letter_failures(self.evaluator.scoring_failures)
         return evaluations + expired if expired else evaluations
 
     def _publish(self, evaluations: list[StreamingEvaluation], consumed_at: float) -> None:
@@ -226,11 +215,12 @@ class Daemon:
             produce(topic, evaluation.case_id.encode(), encode(evaluation))
         self.metrics.evaluations(evaluations, consumed_at)
 
-    def _dead_letter(self, message: Any, error: InvalidEventError) -> None:
-        key, value, headers = dead_letter(message, error.reason, str(error))
-        self.outputs.produce(self.settings.dlq_topic, key, value, headers)
-        self.telemetry.count_invalid(error.reason)
-        self.telemetry.dlq_records.inc()
+    def _dead_letter_failures(self, failures: list[ScoringFailure]) -> None:
+        """Cases the model failed on: an error record each instead of an evaluation."""
+        for failure in failures:
+            self.outputs.produce(self.settings.dlq_topic, *scoring_failure(failure))
+        self.metrics.scoring_failures(failures)
+        failures.clear()
 
     def _on_consume_error(self, error: Any) -> None:
         if error.code() == confluent_kafka.KafkaError._PARTITION_EOF:
