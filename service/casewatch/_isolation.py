@@ -39,7 +39,8 @@ class ScoringFailure(msgspec.Struct, gc=False):
     closed: bool
     error: str
     model: ModelIdentity
-    source: Source
+    source: Source  # the case's last event
+    first_offset: int  # the case's first event, on the same partition
     failed_at: float
 
 
@@ -149,12 +150,12 @@ class Isolation:
         self.failures.extend(
             ScoringFailure(
                 case_id, n_events, trigger, closed, message, identity,
-                Source(source_topic, partition, offset), now,
+                Source(source_topic, partition, offset), first, now,
             )
-            for case_id, n_events, trigger, closed, message, partition, offset in zip(
+            for case_id, n_events, trigger, closed, message, partition, offset, first in zip(
                 failed.case_ids, failed.n_events.tolist(), failed.triggers,
                 failed.closed.tolist(), split.errors, failed.partition.tolist(),
-                failed.last_offset.tolist(), strict=True,
+                failed.last_offset.tolist(), failed.first_offset.tolist(), strict=True,
             )
         )  # fmt: skip
         if split.kept.size:

@@ -227,7 +227,7 @@ def test_a_model_failing_on_one_case_fails_only_that_case(
     first = failures[0]
     assert first.n_events == 6 and first.trigger == "close" and first.closed
     assert first.model == evaluator.identity and first.source.topic == "in"
-    assert first.source.offset == 9  # the offset of the case's last event
+    assert (first.first_offset, first.source.offset) == (4, 9)  # its first and last event
     assert "Gather" in first.error and "\n" not in first.error
     # A closed case leaves memory with its error record, like any closed case.
     assert evaluator.open_case_count == 0
