@@ -55,6 +55,11 @@ INVALID_REASONS: Final = (
     UNDECODABLE,
 )
 _DETAIL_CHARS = 200
+# Attribute values nested deeper than this are refused: msgspec decodes up to about 1000 levels,
+# but turning such a value into a string for the model (repr recurses) would overflow the stack
+# in the middle of a batch. A value nested d levels deep takes at least 2d bytes.
+MAX_NESTING: Final = 200
+_CONTAINERS = (dict, list)
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,19 @@ def _typed_struct(names: FieldNames) -> type[msgspec.Struct]:
         forbid_unknown_fields=True,
         gc=False,
     )
+
+
+def _nested_too_deep(value: bytes, attributes: dict[str, Any]) -> bool:
+    if value.count(b"{") + value.count(b"[") <= MAX_NESTING:
+        return False
+    stack = [(item, 1) for item in attributes.values() if item.__class__ in _CONTAINERS]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_NESTING:
+            return True
+        children = item.values() if item.__class__ is dict else item
+        stack.extend((c, depth + 1) for c in children if c.__class__ in _CONTAINERS)
+    return False
 
 
 def invalid_from(exc: Exception) -> InvalidEventError:
@@ -177,6 +195,8 @@ class EventDecoder:
                     else from_datetime(timestamp)
                 )
             attributes = wire.attributes
+            if attributes is not None and len(value) > 2 * MAX_NESTING:
+                self._check_nesting(value, attributes)
             return StreamingEvent(
                 case_id,
                 activity,
@@ -240,6 +260,8 @@ class EventDecoder:
             # The explicit attributes object is the more deliberate source, so it wins.
             extra.update(attributes)
             attributes = extra
+        if len(value) > 2 * MAX_NESTING:
+            self._check_nesting(value, attributes)
         return StreamingEvent(
             case_id, activity, timestamp, attributes, close is True, partition, offset
         )
@@ -265,6 +287,11 @@ class EventDecoder:
             raise InvalidEventError(
                 MISSING_CASE_ID, f"{self.fields.case_id!r} is missing and the key is not UTF-8"
             ) from None
+
+    @staticmethod
+    def _check_nesting(value: bytes, attributes: dict[str, Any]) -> None:
+        if _nested_too_deep(value, attributes):
+            raise InvalidEventError(TOO_DEEP, f"an attribute nests over {MAX_NESTING} levels")
 
     @staticmethod
     def _wrong_type(field: str, expected: str, got: object) -> InvalidEventError:

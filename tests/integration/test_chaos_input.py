@@ -44,6 +44,14 @@ POISON: dict[str, tuple[bytes, set[str]]] = {
         + b"}",
         {"too_deep"},
     ),
+    # Decodes, but the model's "user" attribute would be turned into a string mid-batch.
+    "model_attribute_995_deep": (
+        b'{"case_id":"deep-user","activity":"Create PO","attributes":{"user":'
+        + b"[" * 995
+        + b"]" * 995
+        + b"}}",
+        {"too_deep"},
+    ),
     "timestamp_310_digits": (
         b'{"case_id":"big","activity":"Create PO","timestamp":' + b"9" * 310 + b"}",
         {"bad_timestamp", "not_json"},

@@ -230,7 +230,34 @@ def test_nesting_beyond_the_decoder_limit_is_an_invalid_event(flat: bool) -> Non
     decoder = EventDecoder()
     decoder._flat_stream = flat
     assert reason_of(decoder, nested(1000)) == "too_deep"
-    assert decoder.decode(nested(900), None, 0, 0).name == "a"
+    assert decoder.decode(nested(150), None, 0, 0).name == "a"
+
+
+@pytest.mark.parametrize("flat", [False, True])
+@pytest.mark.parametrize("opening", [b'{"a": ', b"["])
+def test_values_nested_deeper_than_the_loop_can_carry_are_too_deep(
+    flat: bool, opening: bytes
+) -> None:
+    """995 levels decode, but turning such a value into a string for the model overflows the
+    stack later; anything beyond 200 levels is refused while decoding."""
+    closing = b"}" if opening.startswith(b"{") else b"]"
+
+    def message(depth: int) -> bytes:
+        value = opening * depth + b"1" + closing * depth
+        extra = b', "x": 1' if flat else b""
+        return (
+            b'{"case_id": "c", "activity": "a"'
+            + extra
+            + b', "attributes": {"user": '
+            + (value + b"}}")
+        )
+
+    decoder = EventDecoder()
+    assert reason_of(decoder, message(995)) == "too_deep"
+    assert reason_of(decoder, message(201)) == "too_deep"
+    assert decoder.decode(message(200), None, 0, 0).name == "a"
+    wide = encode({"case_id": "c", "activity": "a", "attributes": {"l": [[1]] * 500}})
+    assert decoder.decode(wide, None, 0, 0).name == "a"
 
 
 @pytest.mark.parametrize("digits", [310, 400, 4000])
