@@ -23,14 +23,17 @@ import msgspec
 from casewatch._changelog import write_changes
 from casewatch._changes import StateChanges
 from casewatch._checkpoint import Checkpoint
+from casewatch._dead_letter import scoring_failure
 from casewatch._decode import EventDecoder, FieldNames
-from casewatch._errors import DeliveryFailure, InvalidEventError, KafkaFailure
+from casewatch._errors import DeliveryFailure, KafkaFailure
 from casewatch._events import ModelIdentity, StreamingEvaluation, StreamingEvent
+from casewatch._intake import Intake
+from casewatch._isolation import ScoringFailure
 from casewatch._kafka_config import is_fatal, restore_consumer_config
 from casewatch._logging import get_logger
 from casewatch._loop_metrics import LoopMetrics
 from casewatch._model_reload import ModelReloader
-from casewatch._outputs import OutputProducer, dead_letter
+from casewatch._outputs import OutputProducer
 from casewatch._rebalance import Rebalance
 from casewatch._restore import Restorer
 from casewatch._scorer import Scorer
@@ -41,8 +44,6 @@ from casewatch._telemetry import Telemetry
 log = get_logger(__name__)
 
 _CHECKPOINT_FLUSH_SECONDS = 5.0
-_NO_TIMESTAMP = confluent_kafka.TIMESTAMP_NOT_AVAILABLE
-_NAN = float("nan")
 
 
 class Evaluator(Protocol):
@@ -54,6 +55,9 @@ class Evaluator(Protocol):
 
     @property
     def open_case_count(self) -> int: ...
+
+    @property
+    def scoring_failures(self) -> list[ScoringFailure]: ...
 
     def on_events(
         self,
@@ -96,6 +100,7 @@ class Daemon:
         self.outputs = OutputProducer(
             {**settings.producer_config(), **kafka_logger},
             max_pending=settings.max_pending_outputs,
+            dead_letter_topic=settings.dlq_topic,
         )
         self.checkpoint = Checkpoint(
             settings.input_topic,
@@ -119,12 +124,18 @@ class Daemon:
             flush_timeout=settings.shutdown_timeout_seconds,
             counted=self._count_rebalance,
         )
-        self.metrics = LoopMetrics(telemetry, evaluator)
+        self.metrics = LoopMetrics(telemetry, evaluator, self.outputs)
+        self.intake = Intake(
+            self.decoder,
+            outputs=self.outputs,
+            dead_letter_topic=settings.dlq_topic,
+            checkpoint=self.checkpoint,
+            restorer=self.restorer,
+            metrics=self.metrics,
+            on_consume_error=self._on_consume_error,
+        )
         self.reloader = ModelReloader(settings, evaluator, telemetry)
         self._stopping = False
-        # The Kafka timestamp of each decoded event's message: the stream time idle expiry
-        # runs on (``casewatch._stream_time``); NaN when the message has none.
-        self._times: list[float] = []
 
     def request_stop(self) -> None:
         self._stopping = True
@@ -185,50 +196,24 @@ class Daemon:
                 self._restore_step(consumer)
             started = time.perf_counter()
             consumed_at = time.time()
-            events = self._decode(messages)
-            evaluations = self._score(events)
+            events, times, consumed = self.intake.take(messages)
+            evaluations = self._score(events, times)
             self._publish(evaluations, consumed_at)
-            if messages:
-                self.metrics.batch(len(messages), started)
+            if consumed:
+                self.metrics.batch(consumed, started)
             self._relieve_backpressure(consumer)
             self._advance_checkpoint(consumer)
             self.reloader.maybe_reload()
 
-    def _decode(self, messages: list[Any]) -> list[StreamingEvent]:
-        events: list[StreamingEvent] = []
-        append, decode = events.append, self.decoder.decode
-        times = self._times = []
-        add_time = times.append
-        processed = self.checkpoint.processed
-        guard = self.restorer.guard
-        windows = guard.windows
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                self._on_consume_error(error)
-                continue
-            partition, offset = message.partition(), message.offset()
-            processed[partition] = offset
-            try:
-                event = decode(message.value(), message.key(), partition, offset)
-            except InvalidEventError as exc:
-                self._dead_letter(message, exc)
-                continue
-            replayed = windows and partition in windows
-            if replayed and guard.already_applied(partition, offset, event.case_id):
-                continue
-            append(event)
-            kind, milliseconds = message.timestamp()
-            add_time(milliseconds / 1000 if kind != _NO_TIMESTAMP else _NAN)
-        return events
-
-    def _score(self, events: list[StreamingEvent]) -> list[StreamingEvaluation]:
+    def _score(self, events: list[StreamingEvent], times: list[float]) -> list[StreamingEvaluation]:
         started = time.perf_counter()
         topic = self.settings.input_topic
-        evaluations = self.evaluator.on_events(events, source_topic=topic, times=self._times)
+        evaluations = self.evaluator.on_events(events, source_topic=topic, times=times)
         expired = self.evaluator.expire(source_topic=topic)
         if evaluations or expired:
             self.telemetry.scoring_duration.observe(time.perf_counter() - started)
+        if self.evaluator.scoring_failures:
+            self._dead_letter_failures(self.evaluator.scoring_failures)
         return evaluations + expired if expired else evaluations
 
     def _publish(self, evaluations: list[StreamingEvaluation], consumed_at: float) -> None:
@@ -241,11 +226,12 @@ class Daemon:
             produce(topic, evaluation.case_id.encode(), encode(evaluation))
         self.metrics.evaluations(evaluations, consumed_at)
 
-    def _dead_letter(self, message: Any, error: InvalidEventError) -> None:
-        key, value, headers = dead_letter(message, error.reason, str(error))
-        self.outputs.produce(self.settings.dlq_topic, key, value, headers)
-        self.telemetry.count_invalid(error.reason)
-        self.telemetry.dlq_records.inc()
+    def _dead_letter_failures(self, failures: list[ScoringFailure]) -> None:
+        """Cases the model failed on: an error record each instead of an evaluation."""
+        for failure in failures:
+            self.outputs.produce(self.settings.dlq_topic, *scoring_failure(failure))
+        self.metrics.scoring_failures(failures)
+        failures.clear()
 
     def _on_consume_error(self, error: Any) -> None:
         if error.code() == confluent_kafka.KafkaError._PARTITION_EOF:

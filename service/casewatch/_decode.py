@@ -4,19 +4,28 @@ The common message shape (only the mapped fields) decodes in one typed msgspec p
 (flat XES-style events with extra top-level keys, and every invalid message) takes a generic pass
 that merges the extra keys into the attributes or names the failure. Failure reasons are fixed
 strings, used as metric labels and dead-letter headers; see ``INVALID_REASONS``.
+
+``decode`` is total: whatever a message holds (nesting beyond msgspec's recursion limit, integers
+beyond float range, anything else), it returns an event or raises InvalidEventError.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
 from casewatch._errors import ConfigError, InvalidEventError
 from casewatch._events import StreamingEvent
+from casewatch._timestamps import (
+    BAD_TIMESTAMP,
+    finite_timestamp,
+    from_datetime,
+    numeric_timestamp,
+    parse_timestamp_text,
+)
 
 if TYPE_CHECKING:
     from casewatch._settings import Settings
@@ -28,7 +37,9 @@ NOT_AN_OBJECT: Final = "not_an_object"
 MISSING_CASE_ID: Final = "missing_case_id"
 MISSING_ACTIVITY: Final = "missing_activity"
 WRONG_TYPE: Final = "wrong_type"
-BAD_TIMESTAMP: Final = "bad_timestamp"
+TOO_DEEP: Final = "too_deep"
+NOT_UTF8: Final = "not_utf8"
+UNDECODABLE: Final = "undecodable"
 
 INVALID_REASONS: Final = (
     EMPTY,
@@ -39,7 +50,17 @@ INVALID_REASONS: Final = (
     MISSING_ACTIVITY,
     WRONG_TYPE,
     BAD_TIMESTAMP,
+    TOO_DEEP,
+    NOT_UTF8,
+    UNDECODABLE,
 )
+_DETAIL_CHARS = 200
+# Attribute values nested deeper than this are refused: msgspec decodes up to about 1000 levels,
+# but turning such a value into a string for the model (repr recurses) can overflow the stack
+# in the middle of a batch from about 990. A value nested d levels deep takes at least 2d bytes,
+# so shorter messages need no check.
+MAX_NESTING: Final = 500
+_CONTAINERS = (dict, list)
 
 
 @dataclass(frozen=True)
@@ -78,7 +99,9 @@ def _typed_struct(names: FieldNames) -> type[msgspec.Struct]:
             ("case_id", str | int | None, None),
             ("activity", str | None, None),
             ("timestamp", float | datetime | None, None),
-            ("attributes", dict[str, Any] | None, None),
+            # Scalars only: an attribute holding an object or a list takes the generic pass,
+            # which checks its nesting (as fast as Any for the common flat attributes).
+            ("attributes", dict[str, str | int | float | bool | None] | None, None),
             ("close", bool | None, None),
         ],
         rename={
@@ -93,31 +116,31 @@ def _typed_struct(names: FieldNames) -> type[msgspec.Struct]:
     )
 
 
-def _from_datetime(value: datetime) -> float:
-    # Timestamps without an offset are taken as UTC, never as the daemon's local time.
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.timestamp()
+def _nested_too_deep(value: bytes, attributes: dict[str, Any]) -> bool:
+    if value.count(b"{") + value.count(b"[") <= MAX_NESTING:
+        return False
+    stack = [(item, 1) for item in attributes.values() if item.__class__ in _CONTAINERS]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_NESTING:
+            return True
+        children = item.values() if item.__class__ is dict else item
+        stack.extend((c, depth + 1) for c in children if c.__class__ in _CONTAINERS)
+    return False
 
 
-def _parse_timestamp_text(text: str, field: str) -> float:
-    try:
-        return _from_datetime(datetime.fromisoformat(text.strip()))
-    except ValueError:
-        pass
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise InvalidEventError(
-            BAD_TIMESTAMP, f"{field!r} is neither ISO-8601 nor epoch seconds: {text[:64]!r}"
-        ) from None
-    return _finite_timestamp(seconds, field)
-
-
-def _finite_timestamp(seconds: float, field: str) -> float:
-    if not math.isfinite(seconds):
-        raise InvalidEventError(BAD_TIMESTAMP, f"{field!r} is not a finite number")
-    return seconds
+def invalid_from(exc: Exception) -> InvalidEventError:
+    """The InvalidEventError standing for an unexpected failure while decoding one message."""
+    if isinstance(exc, InvalidEventError):
+        return exc
+    if isinstance(exc, RecursionError):
+        return InvalidEventError(TOO_DEEP, "message nests deeper than the decoder allows")
+    if isinstance(exc, UnicodeError):
+        return InvalidEventError(NOT_UTF8, f"message is not valid UTF-8: {exc}"[:_DETAIL_CHARS])
+    text = " ".join(str(exc).split())
+    return InvalidEventError(
+        UNDECODABLE, f"message cannot be decoded: {type(exc).__name__}: {text}"[:_DETAIL_CHARS]
+    )
 
 
 class EventDecoder:
@@ -142,47 +165,52 @@ class EventDecoder:
     def decode(
         self, value: bytes | None, key: bytes | None, partition: int, offset: int
     ) -> StreamingEvent:
-        """The event in ``value``; raises InvalidEventError with a reason from INVALID_REASONS."""
-        if not value:
-            raise InvalidEventError(EMPTY, "message has no value")
-        if len(value) > self.max_message_bytes:
-            raise InvalidEventError(
-                OVERSIZED, f"message is {len(value)} bytes, limit is {self.max_message_bytes}"
-            )
-        if self._flat_stream:
-            return self._decode_generic(value, key, partition, offset)
+        """The event in ``value``; raises InvalidEventError (a reason from INVALID_REASONS) only."""
         try:
-            wire: Any = self._typed.decode(value)
-        except msgspec.DecodeError:
-            return self._decode_generic(value, key, partition, offset)
+            if not value:
+                raise InvalidEventError(EMPTY, "message has no value")
+            if len(value) > self.max_message_bytes:
+                raise InvalidEventError(
+                    OVERSIZED, f"message is {len(value)} bytes, limit is {self.max_message_bytes}"
+                )
+            if self._flat_stream:
+                return self._decode_generic(value, key, partition, offset)
+            try:
+                wire: Any = self._typed.decode(value)
+            except msgspec.DecodeError:
+                return self._decode_generic(value, key, partition, offset)
 
-        case_id = wire.case_id
-        if case_id is None:
-            case_id = self._case_id_from_key(key)
-        elif case_id.__class__ is int:
-            case_id = str(case_id)
-        elif not case_id:
-            raise InvalidEventError(MISSING_CASE_ID, f"{self.fields.case_id!r} is empty")
-        activity = wire.activity
-        if not activity:
-            raise InvalidEventError(MISSING_ACTIVITY, f"{self.fields.activity!r} is missing")
-        timestamp = wire.timestamp
-        if timestamp is not None:
-            timestamp = (
-                _finite_timestamp(timestamp, self.fields.timestamp)
-                if timestamp.__class__ is float
-                else _from_datetime(timestamp)
+            case_id = wire.case_id
+            if case_id is None:
+                case_id = self._case_id_from_key(key)
+            elif case_id.__class__ is int:
+                case_id = str(case_id)
+            elif not case_id:
+                raise InvalidEventError(MISSING_CASE_ID, f"{self.fields.case_id!r} is empty")
+            activity = wire.activity
+            if not activity:
+                raise InvalidEventError(MISSING_ACTIVITY, f"{self.fields.activity!r} is missing")
+            timestamp = wire.timestamp
+            if timestamp is not None:
+                timestamp = (
+                    finite_timestamp(timestamp, self.fields.timestamp)
+                    if timestamp.__class__ is float
+                    else from_datetime(timestamp)
+                )
+            attributes = wire.attributes
+            return StreamingEvent(
+                case_id,
+                activity,
+                timestamp,
+                {} if attributes is None else attributes,
+                wire.close is True,
+                partition,
+                offset,
             )
-        attributes = wire.attributes
-        return StreamingEvent(
-            case_id,
-            activity,
-            timestamp,
-            {} if attributes is None else attributes,
-            wire.close is True,
-            partition,
-            offset,
-        )
+        except InvalidEventError:
+            raise
+        except Exception as exc:  # one message must never stop the loop, whatever it holds
+            raise invalid_from(exc) from None
 
     def _decode_generic(
         self, value: bytes, key: bytes | None, partition: int, offset: int
@@ -197,17 +225,7 @@ class EventDecoder:
                 NOT_AN_OBJECT, f"message is a JSON {type(obj).__name__}, not an object"
             )
 
-        raw_case_id = obj.get(names.case_id)
-        if raw_case_id is None:
-            case_id = self._case_id_from_key(key)
-        elif isinstance(raw_case_id, str) or (
-            isinstance(raw_case_id, int) and not isinstance(raw_case_id, bool)
-        ):
-            case_id = str(raw_case_id)
-            if not case_id:
-                raise InvalidEventError(MISSING_CASE_ID, f"{names.case_id!r} is empty")
-        else:
-            raise self._wrong_type(names.case_id, "a string or an integer", raw_case_id)
+        case_id = self._generic_case_id(obj.get(names.case_id), key)
 
         activity = obj.get(names.activity)
         if activity is None or activity == "":
@@ -220,9 +238,9 @@ class EventDecoder:
         if raw_timestamp is None:
             timestamp = None
         elif isinstance(raw_timestamp, str):
-            timestamp = _parse_timestamp_text(raw_timestamp, names.timestamp)
+            timestamp = parse_timestamp_text(raw_timestamp, names.timestamp)
         elif isinstance(raw_timestamp, int | float) and not isinstance(raw_timestamp, bool):
-            timestamp = _finite_timestamp(float(raw_timestamp), names.timestamp)
+            timestamp = numeric_timestamp(raw_timestamp, names.timestamp)
         else:
             raise self._wrong_type(names.timestamp, "a number or an ISO-8601 string", raw_timestamp)
 
@@ -243,9 +261,21 @@ class EventDecoder:
             # The explicit attributes object is the more deliberate source, so it wins.
             extra.update(attributes)
             attributes = extra
+        if len(value) > 2 * MAX_NESTING:
+            self._check_nesting(value, attributes)
         return StreamingEvent(
             case_id, activity, timestamp, attributes, close is True, partition, offset
         )
+
+    def _generic_case_id(self, raw: object, key: bytes | None) -> str:
+        if raw is None:
+            return self._case_id_from_key(key)
+        if isinstance(raw, str) or (isinstance(raw, int) and not isinstance(raw, bool)):
+            case_id = str(raw)
+            if not case_id:
+                raise InvalidEventError(MISSING_CASE_ID, f"{self.fields.case_id!r} is empty")
+            return case_id
+        raise self._wrong_type(self.fields.case_id, "a string or an integer", raw)
 
     def _case_id_from_key(self, key: bytes | None) -> str:
         if not key:
@@ -258,6 +288,11 @@ class EventDecoder:
             raise InvalidEventError(
                 MISSING_CASE_ID, f"{self.fields.case_id!r} is missing and the key is not UTF-8"
             ) from None
+
+    @staticmethod
+    def _check_nesting(value: bytes, attributes: dict[str, Any]) -> None:
+        if _nested_too_deep(value, attributes):
+            raise InvalidEventError(TOO_DEEP, f"an attribute nests over {MAX_NESTING} levels")
 
     @staticmethod
     def _wrong_type(field: str, expected: str, got: object) -> InvalidEventError:

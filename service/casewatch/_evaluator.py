@@ -3,7 +3,8 @@
 Due cases: a case closes (close marker or end activity); every touched case when scoring on
 every event; cases idle past the TTL in their partition's stream time (``expire``, see
 ``casewatch._stream_time``); the least recently seen cases when the open case bound is exceeded.
-Every case that leaves memory gets a final evaluation.
+Every case that leaves memory gets a final evaluation (or, when the model fails on it, a record
+in ``scoring_failures``: see ``casewatch._isolation``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from casewatch._changes import ChangeTracker, StateChanges
 from casewatch._events import ModelIdentity, StreamingEvaluation, StreamingEvent, Trigger
 from casewatch._features import FeatureGatherer, Snapshot, snapshot
+from casewatch._isolation import Isolation, ScoringFailure
 from casewatch._migration import carry_over, same_state_layout, store_shape
 from casewatch._records import RecordBuilder
 from casewatch._routing import Router
@@ -46,6 +48,7 @@ class StreamingEvaluator:
         initial_capacity: int = 1024,
         top_k: int = 3,
         track_changes: bool = False,
+        isolate_scoring_failures: bool = False,
     ) -> None:
         self.scorer = (
             model
@@ -62,6 +65,8 @@ class StreamingEvaluator:
         self.store = CaseStore(store_shape(self.scorer.contract), capacity=initial_capacity)
         # The daemon writes changed cases to its changelog; offline replays need no tracking.
         self._changes = ChangeTracker() if track_changes else None
+        self._isolate = isolate_scoring_failures
+        self.scoring_failures: list[ScoringFailure] = []
         self._bind(self.scorer, unknown_so_far=0)
 
     def _bind(self, scorer: Scorer, *, unknown_so_far: int) -> None:
@@ -74,6 +79,7 @@ class StreamingEvaluator:
         self._records = RecordBuilder(scorer.activities, scorer.identity, top_k=self._top_k)
         self._router = Router(self.store, scorer, self.end_activities)
         self._router.unknown_activity_events = unknown_so_far
+        self._isolation = Isolation(scorer, enabled=self._isolate, failures=self.scoring_failures)
 
     def swap_scorer(self, scorer: Scorer) -> bool:
         """Score with ``scorer`` from the next batch on; open cases are kept.
@@ -138,7 +144,8 @@ class StreamingEvaluator:
         if row is None:
             return None
         rows = np.array([row], dtype=np.int64)
-        return self._evaluate([self._due(rows, [case_id], ["request"], False)], None)[0]
+        part = self._due(rows, [case_id], ["request"], False)
+        return next(iter(self._evaluate([part], None)), None)
 
     def close_case(self, case_id: str) -> StreamingEvaluation | None:
         """Final evaluation of a case; its state is freed and its next event starts afresh."""
@@ -148,7 +155,7 @@ class StreamingEvaluator:
         rows = np.array([row], dtype=np.int64)
         part = self._due(rows, [case_id], ["close"], True)
         self._release(rows)
-        return self._evaluate([part], None)[0]
+        return next(iter(self._evaluate([part], None)), None)
 
     # -- the batch API -------------------------------------------------------------------------
 
@@ -201,12 +208,8 @@ class StreamingEvaluator:
             parts.append(self._due_leaving(evicted, "evicted"))
             causes.append(len(events) + np.arange(len(evicted)))
             released.append(evicted)
-        evaluations = self._evaluate(parts, source_topic, now)
+        evaluations = self._evaluate(parts, source_topic, now, causes)
         self._release(np.concatenate(released))
-        if len(parts) > 1:
-            # Generations score in generation order; report in the order of the events.
-            order = np.argsort(np.concatenate(causes), kind="stable").tolist()
-            evaluations = [evaluations[i] for i in order]
         return evaluations
 
     def expire(
@@ -302,6 +305,7 @@ class StreamingEvaluator:
         parts: list[tuple[Snapshot, Features]],
         source_topic: str | None,
         now: float | None = None,
+        causes: list[IntArray] | None = None,
     ) -> list[StreamingEvaluation]:
         if not parts:
             return []
@@ -310,11 +314,14 @@ class StreamingEvaluator:
             features = parts[0][1]
         else:
             features = {name: np.concatenate([p[1][name] for p in parts]) for name in parts[0][1]}
-        scores = self.scorer.run(features, len(snap))
-        return self._records.build(
-            snap,
-            scores,
-            threshold=self.scorer.threshold,
-            source_topic=source_topic,
-            now=self._clock() if now is None else now,
+        now = self._clock() if now is None else now
+        snap, scores, kept = self._isolation.score(snap, features, source_topic, now)
+        evaluations = self._records.build(
+            snap, scores, threshold=self.scorer.threshold, source_topic=source_topic, now=now
         )
+        if causes is not None and len(causes) > 1:
+            # Generations score in generation order; report in the order of the events.
+            cause = np.concatenate(causes)
+            order = np.argsort(cause if kept is None else cause[kept], kind="stable").tolist()
+            evaluations = [evaluations[i] for i in order]
+        return evaluations

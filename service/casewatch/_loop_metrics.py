@@ -14,7 +14,12 @@ import confluent_kafka
 import numpy as np
 
 from casewatch._events import StreamingEvaluation
+from casewatch._isolation import ScoringFailure
+from casewatch._logging import get_logger
 from casewatch._telemetry import Telemetry
+
+log = get_logger(__name__)
+_LOGGED_CHARS = 200
 
 
 class _Counts(Protocol):
@@ -25,15 +30,27 @@ class _Counts(Protocol):
     def unknown_activity_events(self) -> int: ...
 
 
+class _Outputs(Protocol):
+    @property
+    def oversized(self) -> int: ...
+
+    @property
+    def rerouted(self) -> int: ...
+
+
 def verdicts_with(verdicts: Counter[tuple[str, bool]], trigger: str) -> int:
     return verdicts[trigger, False] + verdicts[trigger, True]
 
 
 class LoopMetrics:
-    def __init__(self, telemetry: Telemetry, evaluator: _Counts) -> None:
+    def __init__(self, telemetry: Telemetry, evaluator: _Counts, outputs: _Outputs) -> None:
         self.telemetry = telemetry
         self._evaluator = evaluator
-        self._seen = {"unknown": 0, "changelog": 0, "out_of_range": 0, "restored": 0}
+        self._outputs = outputs
+        self._unkeyed_partitions: set[int] = set()
+        self._seen = dict.fromkeys(
+            ("unknown", "changelog", "out_of_range", "restored", "oversized", "rerouted"), 0
+        )
 
     def _increment(self, name: str, total: int, counter: Any) -> None:
         if total > self._seen[name]:
@@ -49,6 +66,10 @@ class LoopMetrics:
         self._increment(
             "unknown", self._evaluator.unknown_activity_events, telemetry.unknown_activities
         )
+        outputs = self._outputs
+        if outputs.oversized > self._seen["oversized"]:
+            self._increment("oversized", outputs.oversized, telemetry.oversized_records)
+            self._increment("rerouted", outputs.rerouted, telemetry.dlq_records)
 
     def evaluations(self, evaluations: list[StreamingEvaluation], consumed_at: float) -> None:
         """Counted and bucketed once per batch, not once per evaluation."""
@@ -66,6 +87,35 @@ class LoopMetrics:
         telemetry.latency_event_time.observe_many(np.maximum(now - last_events, 0.0))
         ingested = len(evaluations) - verdicts_with(verdicts, "timeout")
         telemetry.latency_ingest_time.observe_many(np.full(ingested, now - consumed_at))
+
+    def invalid(self, reason: str) -> None:
+        self.telemetry.count_invalid(reason)
+        self.telemetry.dlq_records.inc()
+
+    def unkeyed(self, partitions: list[int]) -> None:
+        """Events without a key, by partition: one warning per partition, then the metric."""
+        self.telemetry.unkeyed_events.inc(len(partitions))
+        for partition in set(partitions) - self._unkeyed_partitions:
+            self._unkeyed_partitions.add(partition)
+            log.warning(
+                "unkeyed_input",
+                partition=partition,
+                hint="produce input keyed by case id: unkeyed events of one case are spread "
+                "over partitions and may be evaluated out of order or split",
+            )
+
+    def scoring_failures(self, failures: list[ScoringFailure]) -> None:
+        telemetry = self.telemetry
+        telemetry.scoring_failures.inc(len(failures))
+        telemetry.dlq_records.inc(len(failures))
+        first = failures[0]
+        log.warning(
+            "scoring_failed",
+            cases=len(failures),
+            case_id=first.case_id[:_LOGGED_CHARS],
+            model_version=first.model.version,
+            error=first.error,
+        )
 
     def checkpoint(self, changelog_records: int, pending_outputs: int) -> None:
         """A checkpoint completed (with or without new offsets to commit)."""

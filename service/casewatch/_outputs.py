@@ -3,6 +3,10 @@
 Delivery callbacks run inside ``poll``/``flush`` on the loop's thread. They never raise: they count
 the report and keep the first failure, which ``flush`` raises as DeliveryFailure so that no input
 offset is committed past an output that was lost.
+
+The one failure a record can carry in itself, its size, is not fatal: a record larger than
+``message.max.bytes``, or refused by the broker as too large, is replaced by a truncated
+dead-letter record (``casewatch._oversize``) counted in ``oversized``.
 """
 
 from __future__ import annotations
@@ -14,10 +18,23 @@ from typing import Any
 import confluent_kafka
 
 from casewatch._errors import DeliveryFailure, KafkaFailure
+from casewatch._logging import get_logger
+from casewatch._oversize import (
+    DEFAULT_MAX_BYTES,
+    RECORD_OVERHEAD,
+    SMALLEST_LIMIT,
+    Headers,
+    record_size,
+    replacement,
+)
 
-Headers = list[tuple[str, bytes]]
-# Dead-letter values beyond this are truncated so the record still fits the broker's limit.
-DLQ_VALUE_LIMIT = 900_000
+log = get_logger(__name__)
+_TOO_LARGE = frozenset(
+    {
+        confluent_kafka.KafkaError.MSG_SIZE_TOO_LARGE,
+        confluent_kafka.KafkaError.RECORD_LIST_TOO_LARGE,
+    }
+)
 _FENCED = frozenset(
     {
         confluent_kafka.KafkaError._FENCED,
@@ -30,7 +47,7 @@ _FENCED = frozenset(
 class OutputProducer:
     """An idempotent producer with a bounded count of undelivered records."""
 
-    def __init__(self, config: dict[str, Any], *, max_pending: int) -> None:
+    def __init__(self, config: dict[str, Any], *, max_pending: int, dead_letter_topic: str) -> None:
         try:
             self._producer: Any = confluent_kafka.Producer(config)
         except confluent_kafka.KafkaException as exc:
@@ -41,6 +58,13 @@ class OutputProducer:
         self.delivered = 0
         self.failed = 0
         self.first_error: str | None = None
+        self.dead_letter_topic = dead_letter_topic
+        self.max_record_bytes = int(config.get("message.max.bytes", DEFAULT_MAX_BYTES))
+        self._plain_limit = self.max_record_bytes - RECORD_OVERHEAD
+        self.oversized = 0
+        self.rerouted = 0  # oversized records of other topics now on the dead-letter topic
+        # Records the broker refused as too large, with their generation, awaiting replacement.
+        self._refused: list[tuple[int, str, bytes | None, bytes | None, Headers | None, int]] = []
         # Records are counted per generation so a checkpoint can wait for "everything produced
         # before now" without blocking on what is produced meanwhile; one bound callback per
         # generation, none per record.
@@ -57,6 +81,36 @@ class OutputProducer:
         partition: int = -1,
     ) -> None:
         """Queue one record; ``value=None`` is a tombstone, ``partition=-1`` lets the key decide."""
+        limit = self.max_record_bytes
+        # Only lengths on the common path; the exact estimate when the record might not fit.
+        plain = (len(key) if key else 0) + (len(value) if value else 0)
+        if (headers or plain > self._plain_limit) and record_size(key, value, headers) > limit:
+            topic, key, value, headers = self._replace(topic, key, value, headers, limit, None)
+            partition = -1
+        try:
+            self._send(topic, key, value, headers, partition, self._on_delivery_now)
+        except confluent_kafka.KafkaException as exc:
+            error = _kafka_error(exc)
+            if error is None or error.code() not in _TOO_LARGE:
+                raise KafkaFailure(f"cannot produce to {topic!r}: {exc}") from exc
+            # Our size estimate fell short of librdkafka's: shrink below what it refused.
+            limit = min(limit, record_size(key, value, headers)) // 2
+            topic, key, value, headers = self._replace(
+                topic, key, value, headers, limit, error.str()
+            )
+            self._send(topic, key, value, headers, -1, self._on_delivery_now)
+        self.pending += 1
+        self._pending_by_generation[self._generation] += 1
+
+    def _send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None,
+        partition: int,
+        on_delivery: Any,
+    ) -> None:
         while True:
             try:
                 self._producer.produce(
@@ -65,16 +119,41 @@ class OutputProducer:
                     key=key,
                     headers=headers,
                     partition=partition,
-                    on_delivery=self._on_delivery_now,
+                    on_delivery=on_delivery,
                 )
-                break
+                return
             except BufferError:
                 # librdkafka's queue is full: serve delivery reports to make room, then retry.
-                self._producer.poll(0.05)
-            except confluent_kafka.KafkaException as exc:
-                raise KafkaFailure(f"cannot produce to {topic!r}: {exc}") from exc
-        self.pending += 1
-        self._pending_by_generation[self._generation] += 1
+                self._serve(0.05)
+
+    def _replace(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None,
+        limit: int,
+        cause: str | None,
+    ) -> tuple[str, bytes | None, bytes, Headers]:
+        size = record_size(key, value, headers)
+        cause = cause or f"limit is {limit} bytes"
+        detail = f"record for {topic!r} is about {size} bytes: {cause}"
+        record = replacement(
+            topic, key, value, headers, limit=limit, dead_letter_topic=self.dead_letter_topic,
+            detail=detail,
+        )  # fmt: skip
+        self.oversized += 1
+        if topic != self.dead_letter_topic:
+            self.rerouted += 1
+        log.warning(
+            "output_replaced_oversized",
+            topic=topic,
+            key_bytes=len(key) if key else 0,
+            value_bytes=len(value) if value else 0,
+            limit=limit,
+            cause=cause,
+        )
+        return self.dead_letter_topic, record.key, record.value, record.headers
 
     def mark(self) -> int:
         """Start a new generation; returns the one that holds everything produced so far."""
@@ -96,7 +175,25 @@ class OutputProducer:
         return all(g > generation for g in pending)
 
     def poll(self, timeout: float = 0.0) -> None:
+        self._serve(timeout)
+
+    def _serve(self, timeout: float) -> None:
+        """Serve delivery reports, then replace what the broker refused as too large."""
         self._producer.poll(timeout)
+        if self._refused:
+            self._replace_refused()
+
+    def _replace_refused(self) -> None:
+        refused, self._refused = self._refused, []
+        for generation, topic, key, value, headers, size in refused:
+            # Half the refused size: the broker's limit is unknown, only that it is lower.
+            limit = min(self.max_record_bytes, size // 2)
+            cause = f"the broker refused {size} bytes as too large"
+            record = self._replace(topic, key, value, headers, limit, cause)
+            # The replacement stands in the refused record's generation, so no checkpoint
+            # commits past the input before the replacement is delivered.
+            callback = functools.partial(self._on_delivery, generation)
+            self._send(*record, -1, callback)
 
     def over_limit(self) -> bool:
         return self.pending > self.max_pending
@@ -107,7 +204,7 @@ class OutputProducer:
         ``poll_other`` is called between waits so a paused consumer keeps its group membership.
         """
         while self.pending > target:
-            self._producer.poll(0.1)
+            self._serve(0.1)
             self.raise_first_error()
             if poll_other is not None:
                 poll_other()
@@ -123,6 +220,8 @@ class OutputProducer:
             if remaining <= 0:
                 break
             self._producer.flush(remaining)
+            if self._refused:
+                self._replace_refused()
         self.raise_first_error()
         return self.pending == 0
 
@@ -147,9 +246,9 @@ class OutputProducer:
         try:
             call()
         except confluent_kafka.KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            reason = error.str() if isinstance(error, confluent_kafka.KafkaError) else str(exc)
-            if isinstance(error, confluent_kafka.KafkaError) and error.code() in _FENCED:
+            error = _kafka_error(exc)
+            reason = error.str() if error is not None else str(exc)
+            if error is not None and error.code() in _FENCED:
                 raise KafkaFailure(
                     f"fenced by a newer instance with the same transactional id: {reason}"
                 ) from None
@@ -165,6 +264,12 @@ class OutputProducer:
             raise DeliveryFailure(f"output not delivered: {self.first_error}")
 
     def _on_delivery(self, generation: int, error: Any, message: Any) -> None:
+        if (
+            error is not None
+            and error.code() in _TOO_LARGE
+            and self._refused_too_large(generation, message)
+        ):
+            return
         self.pending -= 1
         self._pending_by_generation[generation] -= 1
         if error is None:
@@ -174,18 +279,18 @@ class OutputProducer:
         if self.first_error is None:
             self.first_error = f"{message.topic()}[{message.partition()}]: {error.str()}"
 
+    def _refused_too_large(self, generation: int, message: Any) -> bool:
+        """Keep a refused record for replacement; False when it cannot be shrunk further."""
+        key, value, headers = message.key(), message.value(), message.headers()
+        size = record_size(key, value, headers)
+        if size // 2 < SMALLEST_LIMIT:
+            return False
+        # Still pending: its replacement takes its place in the count.
+        self._refused.append((generation, message.topic(), key, value, headers, size))
+        return True
 
-def dead_letter(message: Any, reason: str, detail: str) -> tuple[bytes | None, bytes, Headers]:
-    """Key, value and headers of the dead-letter record for an input message."""
-    value: bytes = message.value() or b""
-    headers: Headers = [
-        ("casewatch.error.reason", reason.encode()),
-        ("casewatch.error.detail", detail.encode()[:1000]),
-        ("casewatch.source.topic", message.topic().encode()),
-        ("casewatch.source.partition", str(message.partition()).encode()),
-        ("casewatch.source.offset", str(message.offset()).encode()),
-    ]
-    if len(value) > DLQ_VALUE_LIMIT:
-        headers.append(("casewatch.error.truncated_from", str(len(value)).encode()))
-        value = value[:DLQ_VALUE_LIMIT]
-    return message.key(), value, headers
+
+def _kafka_error(exc: confluent_kafka.KafkaException) -> Any:
+    """The KafkaError a KafkaException carries, None when it carries none."""
+    error = exc.args[0] if exc.args else None
+    return error if isinstance(error, confluent_kafka.KafkaError) else None

@@ -18,6 +18,15 @@ from casewatch._store import CaseStore, IntArray
 _NO_ROW = -1
 
 
+def _label(value: object) -> str:
+    """The text a categorical value is looked up by. When even ``str`` refuses the value (an
+    integer of more than 4300 digits), a text no decoded event can carry, so it reads as unknown."""
+    try:
+        return str(value)
+    except ValueError:
+        return "\x00unprintable"
+
+
 class RoutedBatch:
     """A batch after routing: one entry per event, grouped into generations.
 
@@ -156,7 +165,7 @@ class Router:
             columns[:, j] = [
                 missing
                 if (value := event.attributes.get(name)) is None
-                else lookup(value if value.__class__ is str else str(value), unknown)
+                else lookup(value if value.__class__ is str else _label(value), unknown)
                 for event in events
             ]
         return columns
@@ -172,10 +181,10 @@ class Router:
                 if column is not None:
                     try:
                         store.case_numeric[row, column] = float(value)
-                    except (TypeError, ValueError):
+                    except (TypeError, ValueError, OverflowError):
                         store.case_numeric[row, column] = math.nan
                     continue
                 categorical = self._categorical_case.get(name)
                 if categorical is not None:
                     column, ids, unknown = categorical
-                    store.case_categorical[row, column] = ids.get(str(value), unknown)
+                    store.case_categorical[row, column] = ids.get(_label(value), unknown)

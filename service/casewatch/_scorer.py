@@ -57,7 +57,9 @@ class Scorer:
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
-        options.log_severity_level = 3
+        # Fatal only: a failing run is raised as ModelError with its cause, and the raw
+        # onnxruntime error lines would repeat it on stderr for every isolated case.
+        options.log_severity_level = 4
         try:
             self._session = ort.InferenceSession(
                 payload, sess_options=options, providers=["CPUExecutionProvider"]

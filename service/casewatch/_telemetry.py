@@ -144,6 +144,21 @@ class Telemetry:
         self.dlq_records = Counter(
             f"{PREFIX}_dlq_records", "Records sent to the dead-letter topic.", registry=r
         )
+        self.oversized_records = Counter(
+            f"{PREFIX}_oversized_records",
+            "Output records too large for the broker, replaced by a truncated dead-letter record.",
+            registry=r,
+        )
+        self.scoring_failures = Counter(
+            f"{PREFIX}_scoring_failures",
+            "Case evaluations the model failed on, sent to the dead-letter topic instead.",
+            registry=r,
+        )
+        self.unkeyed_events = Counter(
+            f"{PREFIX}_unkeyed_events",
+            "Input events without a Kafka key: their cases may be split across partitions.",
+            registry=r,
+        )
         self.delivery_errors = Counter(
             f"{PREFIX}_delivery_errors", "Output records the broker failed to take.", registry=r
         )

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import math
+import random
 from datetime import UTC, datetime
 from typing import Any
 
@@ -191,6 +193,9 @@ def test_reasons_are_the_documented_set() -> None:
         "missing_activity",
         "wrong_type",
         "bad_timestamp",
+        "too_deep",
+        "not_utf8",
+        "undecodable",
     }
 
 
@@ -208,3 +213,141 @@ def test_decoder_survives_invalid_messages() -> None:
     decoder = EventDecoder()
     reason_of(decoder, b"{")
     assert decoder.decode(encode({"case_id": "c", "activity": "a"}), None, 0, 0).name == "a"
+
+
+def nested(depth: int) -> bytes:
+    return (
+        b'{"case_id": "c", "activity": "a", "attributes": '
+        + b'{"a": ' * depth
+        + b"1"
+        + (b"}" * depth)
+        + b"}"
+    )
+
+
+@pytest.mark.parametrize("flat", [False, True])
+def test_nesting_beyond_the_decoder_limit_is_an_invalid_event(flat: bool) -> None:
+    decoder = EventDecoder()
+    decoder._flat_stream = flat
+    assert reason_of(decoder, nested(1000)) == "too_deep"
+    assert decoder.decode(nested(150), None, 0, 0).name == "a"
+
+
+@pytest.mark.parametrize("flat", [False, True])
+@pytest.mark.parametrize("opening", [b'{"a": ', b"["])
+def test_values_nested_deeper_than_the_loop_can_carry_are_too_deep(
+    flat: bool, opening: bytes
+) -> None:
+    """995 levels decode, but turning such a value into a string for the model overflows the
+    stack later; anything beyond 500 levels is refused while decoding."""
+    closing = b"}" if opening.startswith(b"{") else b"]"
+
+    def message(depth: int) -> bytes:
+        value = opening * depth + b"1" + closing * depth
+        extra = b', "x": 1' if flat else b""
+        return (
+            b'{"case_id": "c", "activity": "a"'
+            + extra
+            + b', "attributes": {"user": '
+            + (value + b"}}")
+        )
+
+    decoder = EventDecoder()
+    assert reason_of(decoder, message(995)) == "too_deep"
+    assert reason_of(decoder, message(501)) == "too_deep"
+    assert decoder.decode(message(500), None, 0, 0).attributes["user"]
+    wide = encode({"case_id": "c", "activity": "a", "attributes": {"l": [[1]] * 500}})
+    assert decoder.decode(wide, None, 0, 0).name == "a"
+
+
+@pytest.mark.parametrize("digits", [310, 400, 4000])
+@pytest.mark.parametrize("sign", ["", "-"])
+def test_integer_timestamp_beyond_float_range_is_a_bad_timestamp(digits: int, sign: str) -> None:
+    body = b'{"case_id": "c", "activity": "a", "timestamp": ' + (sign + "9" * digits).encode()
+    reason = reason_of(EventDecoder(), body + b"}")
+    assert reason in {"bad_timestamp", "not_json"}
+    flat = body + b', "extra": 1}'
+    assert reason_of(EventDecoder(), flat) in {"bad_timestamp", "not_json"}
+
+
+def test_invalid_utf8_inside_a_string_is_an_invalid_event() -> None:
+    body = b'{"case_id": "bad\xff\xfe", "activity": "Create PO"}'
+    assert reason_of(EventDecoder(), body) in {"not_json", "not_utf8"}
+
+
+class _Raising:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def decode(self, value: bytes) -> Any:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), "not_utf8"),
+        (RecursionError("maximum recursion depth exceeded"), "too_deep"),
+        (OverflowError("int too large to convert to float"), "undecodable"),
+        (MemoryError(), "undecodable"),
+        (KeyError("anything"), "undecodable"),
+    ],
+)
+def test_any_failure_inside_the_decoder_is_an_invalid_event(error: Exception, reason: str) -> None:
+    """Whatever the JSON library raises, one message yields one reason and nothing escapes."""
+    decoder = EventDecoder()
+    decoder._typed = _Raising(error)  # type: ignore[assignment]
+    decoder._generic = _Raising(error)  # type: ignore[assignment]
+    assert reason_of(decoder, encode({"case_id": "c", "activity": "a"})) == reason
+
+
+SEEDS = [
+    encode({"case_id": "c1", "activity": "Create", "timestamp": 1_700_000_000.5}),
+    encode({"case_id": 17, "activity": "Approve", "attributes": {"user": "u", "n": [1, {}]}}),
+    encode({"case_id": "c2", "activity": "Pay", "timestamp": "2024-01-02T03:04:05+01:00"}),
+    encode({"case:concept:name": "c3", "concept:name": "Ship", "org:resource": "r", "x": 1.5}),
+    encode({"case_id": "c4", "activity": "End", "close": True, "attributes": {}}),
+]
+FRAGMENTS = [b"[" * 1200, b"{" * 50, b"9" * 320, b"\xff\xfe", b"\\ud800", b'"', b"\x00", b"e9"]
+
+
+def mutate(rng: random.Random, value: bytes) -> bytes:
+    data = bytearray(value)
+    for _ in range(rng.randint(1, 4)):
+        position = rng.randrange(len(data) + 1)
+        choice = rng.random()
+        if choice < 0.3 and data:
+            data[min(position, len(data) - 1)] = rng.randrange(256)
+        elif choice < 0.5 and data:
+            del data[position : position + rng.randint(1, 8)]
+        elif choice < 0.8:
+            data[position:position] = rng.choice(FRAGMENTS)
+        else:
+            start = rng.randrange(len(data) + 1)
+            data[position:position] = data[start : start + rng.randint(1, 16)]
+    return bytes(data)
+
+
+def test_fuzzed_messages_decode_or_raise_only_invalid_event() -> None:
+    """Seeded byte mutations of valid events: every outcome is an event or a known reason."""
+    rng = random.Random(20240611)
+    decoder, xes = EventDecoder(), EventDecoder(XES)
+    outcomes: dict[str, int] = {}
+    for i in range(20_000):
+        value = mutate(rng, SEEDS[i % len(SEEDS)])
+        for current in (decoder, xes):
+            try:
+                event = current.decode(value, rng.choice([None, b"k", b"\xff"]), 0, i)
+            except InvalidEventError as exc:
+                reason = exc.reason
+                outcomes[reason] = outcomes.get(reason, 0) + 1
+                continue
+            assert isinstance(event.case_id, str) and event.case_id
+            assert isinstance(event.name, str) and event.name
+            assert event.timestamp is None or math.isfinite(event.timestamp)
+            assert isinstance(event.attributes, dict)
+            event.case_id.encode()  # the case id becomes a Kafka key
+            outcomes["decoded"] = outcomes.get("decoded", 0) + 1
+    assert set(outcomes) - {"decoded"} <= set(INVALID_REASONS)
+    assert outcomes["decoded"] > 1000
+    assert len(outcomes) >= 6

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import numpy as np
 import pytest
 
 from casewatch import StreamingEvaluation, StreamingEvaluator, StreamingEvent
+from casewatch._errors import ModelError
+from tests.failing_model import failing_copy
 from tests.unit.conftest import USERS
 
 
@@ -188,3 +191,113 @@ def test_long_case_is_judged_on_its_ring(tiny_model: Path) -> None:
     results = evaluator.on_events([ev("c", n) for n in names[:-1]] + [ev("c", "E", close=True)])
     assert results[0].n_events == len(names)
     assert np.isfinite(results[0].trace_score)
+
+
+@pytest.fixture(scope="module")
+def failing_at_five(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Passes check-model; fails inside onnxruntime for any case of five or more events."""
+    return failing_copy(tiny_model, tmp_path_factory.mktemp("fail") / "five.onnx", at_events=5)
+
+
+@pytest.fixture(scope="module")
+def failing_always(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return failing_copy(tiny_model, tmp_path_factory.mktemp("fail") / "always.onnx", at_events=0)
+
+
+def closed_cases(names: dict[str, str]) -> list[StreamingEvent]:
+    events = []
+    for case_id, activities in names.items():
+        for i, name in enumerate(activities):
+            events.append(ev(case_id, name, close=i == len(activities) - 1, offset=len(events)))
+    return events
+
+
+def test_a_model_failing_on_one_case_fails_only_that_case(
+    failing_at_five: Path, tiny_model: Path
+) -> None:
+    cases = {"a": "ABCE", "long": "ABCCCE", "b": "ABDE", "c": "ABCE", "long2": "ABCCCCE"}
+    evaluator = StreamingEvaluator(failing_at_five, isolate_scoring_failures=True)
+    evaluations = evaluator.on_events(closed_cases(cases), source_topic="in")
+    reference = StreamingEvaluator(tiny_model).on_events(closed_cases(cases), source_topic="in")
+
+    assert [e.case_id for e in evaluations] == ["a", "b", "c"]
+    expected = {e.case_id: e.trace_score for e in reference}
+    assert {e.case_id: e.trace_score for e in evaluations} == {c: expected[c] for c in "abc"}
+    failures = evaluator.scoring_failures
+    assert [f.case_id for f in failures] == ["long", "long2"]
+    first = failures[0]
+    assert first.n_events == 6 and first.trigger == "close" and first.closed
+    assert first.model == evaluator.identity and first.source.topic == "in"
+    assert (first.first_offset, first.source.offset) == (4, 9)  # its first and last event
+    assert "Gather" in first.error and "\n" not in first.error
+    # A closed case leaves memory with its error record, like any closed case.
+    assert evaluator.open_case_count == 0
+
+
+def test_a_failing_case_scored_on_every_event_stays_open(failing_at_five: Path) -> None:
+    evaluator = StreamingEvaluator(
+        failing_at_five, score_on_every_event=True, isolate_scoring_failures=True
+    )
+    for name in "ABCCC":
+        evaluator.on_events([ev("long", name)])
+    evaluator.on_events([ev("short", "A")])
+    assert [(f.case_id, f.n_events) for f in evaluator.scoring_failures] == [("long", 5)]
+    assert sorted(evaluator.open_cases()) == ["long", "short"]
+    evaluator.scoring_failures.clear()
+    (closed,) = evaluator.on_events([ev("short", "B", close=True)])
+    assert closed.case_id == "short" and closed.n_events == 2
+
+
+def test_expired_and_evicted_cases_the_model_fails_on_get_error_records(
+    failing_at_five: Path,
+) -> None:
+    clock = Clock()
+    evaluator = StreamingEvaluator(
+        failing_at_five, idle_ttl=10, max_open_cases=2, clock=clock,
+        isolate_scoring_failures=True,
+    )  # fmt: skip
+    evaluator.on_events([ev("long", n) for n in "ABCCC"] + [ev("x", "A"), ev("y", "A")])
+    assert [(f.case_id, f.trigger) for f in evaluator.scoring_failures] == [("long", "evicted")]
+    evaluator.scoring_failures.clear()
+    evaluator.on_events([ev("z", n) for n in "ABCCC"])
+    clock.now += 60
+    expired = evaluator.expire(now=clock.now)
+    assert {e.case_id for e in expired} == {"y"}
+    assert [(f.case_id, f.trigger) for f in evaluator.scoring_failures] == [("z", "timeout")]
+
+
+def test_a_model_failing_on_every_case_stops_with_one_line(failing_always: Path) -> None:
+    evaluator = StreamingEvaluator(failing_always, isolate_scoring_failures=True)
+
+    def batches() -> None:
+        for batch in range(20):
+            evaluator.on_events([ev(f"c{batch}-{i}", "A", close=True) for i in range(3)])
+
+    with pytest.raises(ModelError) as caught:
+        batches()
+    message = str(caught.value)
+    assert "every case" in message and "\n" not in message
+    assert len(evaluator.scoring_failures) >= 10
+
+
+def test_without_isolation_a_scoring_failure_raises(failing_at_five: Path) -> None:
+    evaluator = StreamingEvaluator(failing_at_five)
+    with pytest.raises(ModelError, match="scoring failed"):
+        evaluator.on_events(closed_cases({"long": "ABCCCE"}))
+
+
+def test_the_happy_path_runs_the_model_once_per_batch(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    evaluator = StreamingEvaluator(tiny_model, isolate_scoring_failures=True)
+    calls: list[int] = []
+    run = evaluator.scorer.run
+
+    def counting(features: Any, batch_size: int) -> Any:
+        calls.append(batch_size)
+        return run(features, batch_size)
+
+    monkeypatch.setattr(evaluator.scorer, "run", counting)
+    evaluations = evaluator.on_events(closed_cases({"a": "ABCE", "b": "ABDE", "c": "ABCCE"}))
+    assert len(evaluations) == 3 and calls == [3]
+    assert evaluator.scoring_failures == []

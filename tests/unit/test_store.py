@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -115,3 +116,20 @@ def test_case_attributes_merge_latest_event_wins(attribute_model: Path) -> None:
     evaluator.on_events([StreamingEvent("c", "A", attributes={"tier": "platinum"})])
     unknown_tier = evaluator.score_case("c")
     assert unknown_tier is not None and unknown_tier.trace_score == 27.0  # unknown id = 2
+
+
+def test_attribute_values_beyond_float_range_read_as_missing(attribute_model: Path) -> None:
+    # A JSON integer of a few hundred digits decodes to a Python int that float() refuses and,
+    # past 4300 digits, one that str() refuses: neither may stop the batch.
+    evaluator = StreamingEvaluator(attribute_model)
+    huge = 10**400
+    evaluator.on_events(
+        [
+            StreamingEvent("c", "A", attributes={"amount": huge, "tier": "gold"}),
+            StreamingEvent("d", "A", attributes={"amount": 5, "tier": 10**5000}),
+        ]
+    )
+    big = evaluator.score_case("c")
+    assert big is not None and math.isnan(big.trace_score)
+    unknown = evaluator.score_case("d")
+    assert unknown is not None and unknown.trace_score == 7.0  # amount 5 + unknown id 2

@@ -42,6 +42,7 @@ def load_evaluator(settings: Settings) -> StreamingEvaluator:
         intra_op_threads=settings.intra_op_threads,
         contract_path=settings.contract_path,
         track_changes=True,
+        isolate_scoring_failures=True,
     )
 
 
