@@ -20,8 +20,8 @@ import confluent_kafka
 import numpy as np
 
 from _feed import FETCH, QUIET, Shared, cpu_seconds, peak_rss
-from casewatch._decode import EventDecoder
-from casewatch._scorer import Scorer
+from casewatch.daemon.decode import EventDecoder
+from casewatch.scoring.scorer import Scorer
 
 
 def _consumer(bootstrap: str, topic: str, partitions: int) -> Any:

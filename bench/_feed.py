@@ -199,7 +199,7 @@ def broker() -> tuple[str, subprocess.Popen[str] | None]:
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         return os.environ["KAFKA_BOOTSTRAP_SERVERS"], None
     process = subprocess.Popen(
-        [sys.executable, "-m", "casewatch.cli", "broker"], stdout=subprocess.PIPE,
+        [sys.executable, "-m", "casewatch", "broker"], stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     assert process.stdout is not None

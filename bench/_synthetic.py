@@ -3,8 +3,8 @@
 A first-order Markov chain (activity -> next activity, activity -> user) is fitted on the bundled
 log once; each synthetic case walks it for exactly ``case_length`` steps, so case length is under
 the benchmark's control instead of the log's. Up to ``open_cases`` cases are in flight and take
-turns, one event each, like ``casewatch._logs.interleave``; the last event of a case carries the
-close marker.
+turns, one event each, like ``casewatch.offline.logs.interleave``; the last event of a case
+carries the close marker.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from casewatch._events import StreamingEvent
-from casewatch._logs import read_log
+from casewatch.events import StreamingEvent
+from casewatch.offline.logs import read_log
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_LOG = ROOT / "service" / "casewatch" / "data" / "p2p-0.3-1.csv.gz"

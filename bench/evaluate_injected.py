@@ -15,10 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from casewatch._evaluate_injected import evaluate_injected
-from casewatch._inject import KINDS
-from casewatch._logs import read_log
-from casewatch._trace import Trace
+from casewatch.offline.evaluate_injected import evaluate_injected
+from casewatch.offline.inject import KINDS
+from casewatch.offline.logs import read_log
+from casewatch.offline.logs.trace import Trace
 
 
 def variants(traces: list[Trace]) -> dict[str, list[Trace]]:

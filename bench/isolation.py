@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 from tests.failing_model import failing_copy  # noqa: E402
 
 from casewatch import StreamingEvaluator, StreamingEvent  # noqa: E402
-from casewatch._errors import ModelError  # noqa: E402
-from casewatch._logs import read_log  # noqa: E402
+from casewatch.errors import ModelError  # noqa: E402
+from casewatch.offline.logs import read_log  # noqa: E402
 
 MODEL = ROOT / "models" / "reference.onnx"
 LOG = ROOT / "service" / "casewatch" / "data" / "p2p-0.3-1.csv.gz"

@@ -19,9 +19,9 @@ import tracemalloc
 import numpy as np
 
 from _synthetic import REFERENCE_MODEL, bundled_process
-from casewatch._evaluator import StreamingEvaluator
-from casewatch._events import StreamingEvent
-from casewatch._scorer import Scorer
+from casewatch.events import StreamingEvent
+from casewatch.scoring.evaluator import StreamingEvaluator
+from casewatch.scoring.scorer import Scorer
 
 _CHUNK = 100_000
 

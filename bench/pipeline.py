@@ -13,9 +13,9 @@ import argparse
 import time
 
 from _synthetic import REFERENCE_MODEL, generate
-from casewatch._evaluator import StreamingEvaluator
-from casewatch._events import StreamingEvent
-from casewatch._scorer import Scorer
+from casewatch.events import StreamingEvent
+from casewatch.scoring.evaluator import StreamingEvaluator
+from casewatch.scoring.scorer import Scorer
 
 PARTITIONS = 4
 

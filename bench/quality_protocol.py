@@ -16,9 +16,9 @@ import re
 import tempfile
 from pathlib import Path
 
-from casewatch._logs import read_log
-from casewatch._threshold import METHODS
-from casewatch._train import TrainOptions, train
+from casewatch.offline.logs import read_log
+from casewatch.offline.threshold import METHODS
+from casewatch.offline.train import TrainOptions, train
 
 
 def main() -> None:

@@ -27,8 +27,8 @@ from typing import Any
 import confluent_kafka
 
 from casewatch import StreamingEvaluator, StreamingEvent
-from casewatch._broker import embedded_broker, ensure_topics
-from casewatch._restore import Restorer
+from casewatch.kafka.broker import embedded_broker, ensure_topics
+from casewatch.state.restore import Restorer
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "reference.onnx"
 PARTITIONS = 4

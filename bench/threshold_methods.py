@@ -13,12 +13,12 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from casewatch._logs import read_log
-from casewatch._offline import replay
-from casewatch._quality import case_quality
-from casewatch._scorer import Scorer
-from casewatch._threshold import METHODS, calibrate
-from casewatch._train import TrainOptions, split, train
+from casewatch.offline.logs import read_log
+from casewatch.offline.quality import case_quality
+from casewatch.offline.replay import replay
+from casewatch.offline.threshold import METHODS, calibrate
+from casewatch.offline.train import TrainOptions, split, train
+from casewatch.scoring.scorer import Scorer
 
 
 def main() -> None:

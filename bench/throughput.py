@@ -46,7 +46,7 @@ from _feed import (
     write_stream,
 )
 from _synthetic import REFERENCE_MODEL, ROOT, Stream, encode, first_cases, generate
-from casewatch._broker import ensure_topics
+from casewatch.kafka.broker import ensure_topics
 
 CTX = mp.get_context("spawn")
 _SCRAPE_SECONDS = 0.1  # scrapes run on the daemon's HTTP thread: keep them rare
@@ -206,7 +206,7 @@ class Bench:
                     if k.startswith("BENCH_CASEWATCH_")})  # fmt: skip
         log = (self.workdir / f"daemon-{group}.log").open("wb")
         daemon = subprocess.Popen(
-            [sys.executable, "-m", "casewatch.cli", "run"], env=env, stdout=log,
+            [sys.executable, "-m", "casewatch", "run"], env=env, stdout=log,
             stderr=subprocess.STDOUT, cwd=ROOT,
         )  # fmt: skip
         self.metrics = wait_ready(self.workdir / f"daemon-{group}.log", daemon)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from casewatch._log_xes import default_iterparse, read_xes
+from casewatch.offline.logs.xes_log import default_iterparse, read_xes
 
 ACTIVITIES = [f"Activity {chr(ord('A') + i)}" for i in range(12)]
 RESOURCES = [f"user{i}" for i in range(40)]

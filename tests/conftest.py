@@ -30,7 +30,7 @@ if str(SERVICE) not in sys.path:
 
 
 def casewatch_env(**extra: str) -> dict[str, str]:
-    """The environment for a ``python -m casewatch.cli`` subprocess."""
+    """The environment for a ``python -m casewatch`` subprocess."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASEWATCH_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SERVICE), env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
@@ -39,7 +39,7 @@ def casewatch_env(**extra: str) -> dict[str, str]:
 
 
 def casewatch_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "casewatch.cli", *args]
+    return [sys.executable, "-m", "casewatch", *args]
 
 
 def _docker_answers() -> bool:
@@ -124,7 +124,7 @@ def topic_names(request: pytest.FixtureRequest) -> dict[str, str]:
 @pytest.fixture
 def topics(kafka_broker: Broker, topic_names: dict[str, str]) -> dict[str, str]:
     """Like ``topic_names``, with the topics created on the session broker."""
-    from casewatch._broker import ensure_topics
+    from casewatch.kafka.broker import ensure_topics
 
     names = [topic_names["input"], topic_names["output"], topic_names["dlq"]]
     if kafka_broker.embedded:
@@ -148,8 +148,8 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
         copy = tmp_path_factory.mktemp("model") / "reference.onnx"
         shutil.copyfile(REFERENCE_MODEL, copy)
         return copy
-    from casewatch._logs import read_log
-    from casewatch._train import TrainOptions, train
+    from casewatch.offline.logs import read_log
+    from casewatch.offline.train import TrainOptions, train
 
     out = tmp_path_factory.mktemp("model") / "test.onnx"
     train(read_log(BUNDLED_LOG), out, TrainOptions(name="test", version="0"), source="bundled")

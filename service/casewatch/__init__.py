@@ -3,8 +3,7 @@
 Kafka events in, a case store in memory, an exported ONNX scorer, evaluations out.
 """
 
-from casewatch._contract import Contract
-from casewatch._errors import (
+from casewatch.errors import (
     CasewatchError,
     ConfigError,
     ContractError,
@@ -14,16 +13,17 @@ from casewatch._errors import (
     LogFormatError,
     ModelError,
 )
-from casewatch._evaluator import StreamingEvaluator
-from casewatch._events import (
+from casewatch.events import (
     ModelIdentity,
     Source,
     StreamingEvaluation,
     StreamingEvent,
     TransitionResidual,
 )
-from casewatch._logs import LogColumns, Trace, read_log
-from casewatch._scorer import Scorer, load_scorer
+from casewatch.offline.logs import LogColumns, Trace, read_log
+from casewatch.scoring.contract import Contract
+from casewatch.scoring.evaluator import StreamingEvaluator
+from casewatch.scoring.scorer import Scorer, load_scorer
 
 __all__ = [
     "CasewatchError",

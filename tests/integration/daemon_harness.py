@@ -17,9 +17,9 @@ from typing import Any
 import confluent_kafka
 import msgspec
 
-from casewatch._events import StreamingEvaluation, StreamingEvent
-from casewatch._logs import Trace, interleave, read_log
-from casewatch._replay import replay
+from casewatch.events import StreamingEvaluation, StreamingEvent
+from casewatch.kafka.feed import replay
+from casewatch.offline.logs import Trace, interleave, read_log
 from tests.conftest import BUNDLED_LOG, casewatch_command, casewatch_env
 
 QUIET = {"log_level": 3}

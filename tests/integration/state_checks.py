@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from casewatch import StreamingEvaluator
-from casewatch._events import StreamingEvaluation, StreamingEvent
+from casewatch.events import StreamingEvaluation, StreamingEvent
 
 
 def uninterrupted_scores(model: Path, events: list[StreamingEvent]) -> dict[str, float]:

@@ -16,8 +16,8 @@ from typing import Any
 import confluent_kafka
 import pytest
 
-from casewatch._events import StreamingEvent
-from casewatch._replay import encode_event
+from casewatch.events import StreamingEvent
+from casewatch.kafka.feed import encode_event
 from tests.failing_model import failing_copy
 from tests.integration.daemon_harness import (
     QUIET,

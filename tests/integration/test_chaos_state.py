@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from casewatch._broker import ensure_topics
-from casewatch._events import StreamingEvent
+from casewatch.events import StreamingEvent
+from casewatch.kafka.broker import ensure_topics
 from tests.conftest import casewatch_command, casewatch_env, stop_process
 from tests.integration.daemon_harness import (
     DaemonProcess,

@@ -69,7 +69,7 @@ def test_a_changelog_with_other_partitions_than_the_input_is_refused(
 ) -> None:
     if kafka_broker.embedded:
         pytest.skip("the embedded broker creates every topic with 4 partitions")
-    from casewatch._broker import ensure_topics
+    from casewatch.kafka.broker import ensure_topics
 
     ensure_topics(kafka_broker.bootstrap_servers, [topic_names["input"]], partitions=4)
     ensure_topics(kafka_broker.bootstrap_servers, [topic_names["changelog"]], partitions=2)

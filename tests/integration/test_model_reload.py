@@ -12,7 +12,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from casewatch._contract import METADATA_KEY
+from casewatch.scoring.contract import METADATA_KEY
 from tests.integration.daemon_harness import (
     DaemonProcess,
     case_events,

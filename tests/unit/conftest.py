@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from casewatch._events import StreamingEvent
-from casewatch._logs import Trace
-from casewatch._train import TrainOptions, train
+from casewatch.events import StreamingEvent
+from casewatch.offline.logs import Trace
+from casewatch.offline.train import TrainOptions, train
 
 USERS = {"A": "ann", "B": "bob", "C": "cid", "D": "dan", "E": "eve", "F": "fay"}
 

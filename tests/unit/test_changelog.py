@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from casewatch._changelog import ensure_changelog
-from casewatch._errors import ConfigError
-from casewatch._settings import Settings
+from casewatch.errors import ConfigError
+from casewatch.settings import Settings
+from casewatch.state.changelog import ensure_changelog
 
 
 @dataclass
@@ -51,7 +51,7 @@ def test_a_changelog_with_other_partitions_than_the_input_is_refused(have: int) 
 def test_the_legacy_shared_changelog_is_named_in_a_warning_not_restored(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import casewatch._changelog as changelog
+    from casewatch.state import changelog
 
     monkeypatch.setattr(changelog, "_create", lambda settings, admin, partitions, timeout: 4)
     metadata = Metadata({"orders": topic(4), "orders-casewatch-changelog": topic(4)})

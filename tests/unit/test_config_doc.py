@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import casewatch._config_doc
-from casewatch._config_doc import END_MARKER, START_MARKER, settings_reference_markdown
-from casewatch._settings import Settings, env_name
+import casewatch.cli.config_doc
+from casewatch.cli.config_doc import END_MARKER, START_MARKER, settings_reference_markdown
+from casewatch.settings import Settings, env_name
 
 README = Path(__file__).parents[2] / "README.md"
 
@@ -28,9 +28,9 @@ def test_table_lists_every_setting() -> None:
 
 
 def test_module_prints_the_table() -> None:
-    package_root = Path(casewatch._config_doc.__file__).parents[1]
+    package_root = Path(casewatch.cli.config_doc.__file__).parents[2]
     printed = subprocess.run(
-        [sys.executable, "-m", "casewatch._config_doc"],
+        [sys.executable, "-m", "casewatch.cli.config_doc"],
         check=True,
         capture_output=True,
         text=True,
@@ -47,14 +47,14 @@ def test_readme_carries_the_current_table() -> None:
         pytest.skip(f"README.md has no {START_MARKER} ... {END_MARKER} section yet")
     between = text.split(START_MARKER, 1)[1].split(END_MARKER, 1)[0]
     assert between.strip() == settings_reference_markdown().strip(), (
-        "README.md's settings table is stale; regenerate it with `python -m casewatch._config_doc`"
+        "README.md's settings table is stale; regenerate it with `python -m casewatch.config_doc`"
     )
 
 
 def test_env_example_is_generated_from_the_settings() -> None:
-    from casewatch._config_doc import env_example
+    from casewatch.cli.config_doc import env_example
 
     example = Path(__file__).parents[2] / "config" / "casewatch.env.example"
     assert example.read_text(encoding="utf-8") == env_example(), (
-        "regenerate: python -m casewatch._config_doc --env-example > config/casewatch.env.example"
+        "regenerate: python -m casewatch.config_doc --env-example > config/casewatch.env.example"
     )

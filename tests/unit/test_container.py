@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from casewatch._settings import KAFKA_ENV_PREFIX, Settings, env_name
+from casewatch.settings import KAFKA_ENV_PREFIX, Settings, env_name
 
 ROOT = Path(__file__).parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -149,7 +149,7 @@ def test_env_example_lists_every_setting_with_its_default() -> None:
 
 
 def test_env_example_values_load(monkeypatch: pytest.MonkeyPatch) -> None:
-    from casewatch._settings import load_settings
+    from casewatch.settings import load_settings
 
     text = ENV_EXAMPLE.read_text(encoding="utf-8")
     for name, value in re.findall(r"^#\s*(CASEWATCH_[A-Z0-9_]+)=(.*)$", text, flags=re.MULTILINE):

@@ -10,7 +10,7 @@ import onnx
 import pytest
 
 from casewatch import ContractError, ModelError, Scorer, StreamingEvaluator, StreamingEvent
-from casewatch._contract import METADATA_KEY
+from casewatch.scoring.contract import METADATA_KEY
 
 
 def rewrite(source: Path, target: Path, change: str) -> Path:
@@ -62,14 +62,14 @@ def test_not_a_model_and_missing_file_are_model_errors(tmp_path: Path) -> None:
 
 def test_check_model_command(tiny_model: Path, tmp_path: Path) -> None:
     ok = subprocess.run(
-        [sys.executable, "-m", "casewatch.cli", "check-model", str(tiny_model)],
+        [sys.executable, "-m", "casewatch", "check-model", str(tiny_model)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert ok.returncode == 0, ok.stderr
     assert '"activities"' in ok.stdout and "ok: tiny 1" in ok.stdout
     bad = rewrite(tiny_model, tmp_path / "bad.onnx", "rename_input")
     failed = subprocess.run(
-        [sys.executable, "-m", "casewatch.cli", "check-model", str(bad)],
+        [sys.executable, "-m", "casewatch", "check-model", str(bad)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert failed.returncode == 1

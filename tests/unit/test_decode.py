@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from casewatch._decode import INVALID_REASONS, EventDecoder, FieldNames
-from casewatch._errors import ConfigError, InvalidEventError
-from casewatch._events import StreamingEvent
-from casewatch._settings import load_settings
+from casewatch.daemon.decode import INVALID_REASONS, EventDecoder, FieldNames
+from casewatch.errors import ConfigError, InvalidEventError
+from casewatch.events import StreamingEvent
+from casewatch.settings import load_settings
 
 XES = FieldNames(case_id="case:concept:name", activity="concept:name", timestamp="time:timestamp")
 

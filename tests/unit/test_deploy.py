@@ -22,7 +22,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from casewatch._settings import (
+from casewatch.settings import (
     KAFKA_ENV_PREFIX,
     Settings,
     env_name,
@@ -31,7 +31,7 @@ from casewatch._settings import (
     load_settings,
     unknown_env_names,
 )
-from casewatch._telemetry import Telemetry
+from casewatch.telemetry.metrics import Telemetry
 
 ROOT = Path(__file__).parents[2]
 DEPLOY = ROOT / "deploy"

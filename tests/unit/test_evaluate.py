@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from casewatch import Scorer
-from casewatch._evaluate import evaluate, report_lines
-from casewatch._events import StreamingEvent
-from casewatch._logs import Trace
+from casewatch.events import StreamingEvent
+from casewatch.offline.evaluate import evaluate, report_lines
+from casewatch.offline.logs import Trace
 from tests.unit.conftest import make_trace, normal_traces
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from casewatch import StreamingEvaluation, StreamingEvaluator, StreamingEvent
-from casewatch._errors import ModelError
+from casewatch.errors import ModelError
 from tests.failing_model import failing_copy
 from tests.unit.conftest import USERS
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from casewatch import StreamingEvaluator, StreamingEvent
-from casewatch._stream_time import StreamTime
+from casewatch.state.stream_time import StreamTime
 from tests.unit.conftest import USERS
 
 T0 = 1_700_000_000.0

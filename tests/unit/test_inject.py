@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from casewatch._anomalies import KINDS, LogProfile, apply
-from casewatch._events import StreamingEvent
-from casewatch._inject import inject
-from casewatch._trace import Trace
+from casewatch.events import StreamingEvent
+from casewatch.offline.anomalies import KINDS, LogProfile, apply
+from casewatch.offline.inject import inject
+from casewatch.offline.logs.trace import Trace
 
 USERS = {"A": "ann", "B": "bob", "C": "cid", "D": "dan", "E": "eve", "F": "fay"}
 T0 = 1_700_000_000.0

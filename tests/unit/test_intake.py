@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import structlog
 
-from casewatch._decode import INVALID_REASONS, EventDecoder
-from casewatch._intake import Intake
-from casewatch._loop_metrics import LoopMetrics
-from casewatch._telemetry import Telemetry
+from casewatch.daemon.decode import INVALID_REASONS, EventDecoder
+from casewatch.daemon.intake import Intake
+from casewatch.telemetry.loop_metrics import LoopMetrics
+from casewatch.telemetry.metrics import Telemetry
 
 
 class Message:

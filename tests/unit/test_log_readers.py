@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from casewatch._errors import LogFormatError
-from casewatch._log_columns import LogColumns
-from casewatch._logs import Trace, read_log
+from casewatch.errors import LogFormatError
+from casewatch.offline.logs import Trace, read_log
+from casewatch.offline.logs.columns import LogColumns
 
 UTC = dt.UTC
 

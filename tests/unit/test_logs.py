@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from casewatch._errors import LogFormatError
-from casewatch._events import StreamingEvent
-from casewatch._logs import Trace, interleave, read_log
+from casewatch.errors import LogFormatError
+from casewatch.events import StreamingEvent
+from casewatch.offline.logs import Trace, interleave, read_log
 
 EVENTLOGS = Path(__file__).parents[3] / "shared" / "data" / "eventlogs"
 BUNDLED = Path(__file__).parents[2] / "service" / "casewatch" / "data" / "p2p-0.3-1.csv.gz"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from casewatch import Scorer, StreamingEvaluator, StreamingEvent
-from casewatch._logs import Trace
-from casewatch._train import TrainOptions, train
+from casewatch.offline.logs import Trace
+from casewatch.offline.train import TrainOptions, train
 from tests.unit.conftest import USERS, make_trace, normal_traces
 
 

@@ -7,9 +7,9 @@ from typing import Any
 import confluent_kafka
 import pytest
 
-from casewatch import _outputs
-from casewatch._errors import DeliveryFailure
-from casewatch._oversize import Headers, headers_size, record_size, replacement
+from casewatch.errors import DeliveryFailure
+from casewatch.kafka import producer as kafka_producer
+from casewatch.kafka.oversize import Headers, headers_size, record_size, replacement
 
 DLQ = "dlq"
 TOO_LARGE = confluent_kafka.KafkaError.MSG_SIZE_TOO_LARGE
@@ -81,12 +81,12 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> type[FakeProducer]:
             super().__init__(config)
             Fake.instances.append(self)
 
-    monkeypatch.setattr(_outputs.confluent_kafka, "Producer", Fake)
+    monkeypatch.setattr(kafka_producer.confluent_kafka, "Producer", Fake)
     return Fake
 
 
-def producer(config: dict[str, Any] | None = None) -> _outputs.OutputProducer:
-    return _outputs.OutputProducer(config or {}, max_pending=100, dead_letter_topic=DLQ)
+def producer(config: dict[str, Any] | None = None) -> kafka_producer.OutputProducer:
+    return kafka_producer.OutputProducer(config or {}, max_pending=100, dead_letter_topic=DLQ)
 
 
 def header(message: FakeMessage, name: str) -> bytes:

@@ -12,9 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from casewatch._evaluate import report_lines
-from casewatch._evaluate_injected import evaluate_injected
-from casewatch._trace import Trace
+from casewatch.offline.evaluate import report_lines
+from casewatch.offline.evaluate_injected import evaluate_injected
+from casewatch.offline.logs.trace import Trace
 from tests.unit.conftest import normal_traces
 
 PM4PY_HEADER = ["case:concept:name", "concept:name", "time:timestamp", "org:resource"]
@@ -55,7 +55,7 @@ def write_parquet(path: Path, traces: list[Trace]) -> Path:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "casewatch.cli", *args], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "casewatch", *args], capture_output=True, text=True, check=False
     )
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
-from casewatch._quality import CaseQuality, case_quality, recall_by_type
+from casewatch.offline.quality import CaseQuality, case_quality, recall_by_type
 
 
 def test_confusion_counts_and_rates() -> None:

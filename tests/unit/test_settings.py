@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from casewatch._errors import ConfigError
-from casewatch._settings import REDACTED, Settings, env_name, load_settings, unknown_env_names
+from casewatch.errors import ConfigError
+from casewatch.settings import REDACTED, Settings, env_name, load_settings, unknown_env_names
 
 
 @pytest.fixture(autouse=True)

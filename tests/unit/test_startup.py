@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from structlog.testing import capture_logs
 
-from casewatch._errors import ConfigError, KafkaFailure
-from casewatch._kafka_config import check_client_properties
-from casewatch._settings import Settings
-from casewatch._startup import prepare_topics, warn_unknown_env
+from casewatch.daemon.startup import prepare_topics, warn_unknown_env
+from casewatch.errors import ConfigError, KafkaFailure
+from casewatch.kafka.config import check_client_properties
+from casewatch.settings import Settings
 
 
 def test_an_unknown_setting_is_warned_about_with_the_closest_known_name() -> None:

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from casewatch._state_codec import StateFormatError, decode_into, encode_row
-from casewatch._store import CaseStore, StoreShape
+from casewatch.state.codec import StateFormatError, decode_into, encode_row
+from casewatch.state.store import CaseStore, StoreShape
 
 SHAPE = StoreShape(
     activities=6,

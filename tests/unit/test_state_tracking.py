@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from casewatch import StreamingEvaluator, StreamingEvent
-from casewatch._restore import ReplayGuard
+from casewatch.state.restore import ReplayGuard
 
 
 def event(case: str, name: str, offset: int, *, close: bool = False) -> StreamingEvent:

@@ -9,8 +9,14 @@ import pytest
 from onnx import TensorProto, helper
 
 from casewatch import StreamingEvaluator, StreamingEvent
-from casewatch._contract import CaseAttribute, Contract, InputBinding, ScoreOutput, embed_contract
-from casewatch._store import CaseStore, StoreShape
+from casewatch.scoring.contract import (
+    CaseAttribute,
+    Contract,
+    InputBinding,
+    ScoreOutput,
+    embed_contract,
+)
+from casewatch.state.store import CaseStore, StoreShape
 
 
 def apply_one(store: CaseStore, case_id: str, activity: int, now: float = 0.0) -> int:

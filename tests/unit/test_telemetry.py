@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from casewatch._decode import INVALID_REASONS
-from casewatch._errors import ConfigError
-from casewatch._telemetry import Health, Telemetry
+from casewatch.daemon.decode import INVALID_REASONS
+from casewatch.errors import ConfigError
+from casewatch.telemetry.metrics import Health, Telemetry
 
 EXPECTED = {
     "casewatch_up",

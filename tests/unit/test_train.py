@@ -10,9 +10,9 @@ import onnx
 import pytest
 
 from casewatch import Scorer, StreamingEvaluator
-from casewatch._logs import Trace
-from casewatch._threshold import FLOOR, calibrate
-from casewatch._train import TrainOptions, train
+from casewatch.offline.logs import Trace
+from casewatch.offline.threshold import FLOOR, calibrate
+from casewatch.offline.train import TrainOptions, train
 from tests.unit.conftest import make_trace, normal_traces
 
 REPO = Path(__file__).parents[2]
@@ -61,7 +61,7 @@ def test_threshold_methods() -> None:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "casewatch.cli", *args], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "casewatch", *args], capture_output=True, text=True, check=False
     )
 
 

@@ -1,1 +1,0 @@
-"""One module per ``casewatch`` subcommand: ``configure(parser)`` and ``run(args) -> int``."""

@@ -1,0 +1,133 @@
+"""Input offsets the daemon may commit, and the commit itself.
+
+At-least-once (the default), as numbered steps:
+
+1. every evaluation and dead letter derived from the input read so far is delivered;
+2. write the changelog (state of changed cases, tombstones of cases that left) and wait until it
+   is delivered — only now, so a state record never reflects input whose outputs could be lost;
+3. commit offset + 1 of the last message handled at step 1, per partition, synchronously;
+4. remember it, so offsets only move forward.
+
+On the interval the steps run without blocking the loop (``advance``): each waits for its
+producer generation to be delivered while the loop goes on producing newer records. On revoke
+and shutdown they run blocking (``commit``).
+
+Exactly-once: steps 1-3 are one Kafka transaction (outputs, changelog and the input offsets sent
+with ``send_offsets_to_transaction``), committed on the same interval.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import confluent_kafka
+
+from casewatch.kafka.producer import OutputProducer
+
+Clock = Callable[[], float]
+
+
+class Checkpoint:
+    """Offsets per partition of one input topic that only move forward, committed on an interval."""
+
+    def __init__(
+        self,
+        topic: str,
+        *,
+        interval: float,
+        write_changelog: Callable[[], int],
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.topic = topic
+        self.interval = interval
+        self._write_changelog = write_changelog
+        self._clock = clock
+        self._last_commit = clock()
+        self.commits = 0
+        self.changelog_records = 0
+        self.processed: dict[int, int] = {}  # partition -> highest offset handled
+        self.committed: dict[int, int] = {}  # partition -> next offset to read, as committed
+        # The checkpoint under way in the background: its offsets, the step it waits for
+        # ("outputs" or "changelog") and the producer generation that step waits on.
+        self._offsets: dict[int, int] = {}
+        self._step = ""
+        self._generation = -1
+
+    def expired(self) -> bool:
+        return self._clock() - self._last_commit >= self.interval
+
+    def committable(self) -> list[tuple[int, int]]:
+        """(partition, next offset) pairs ahead of what is committed."""
+        return [
+            (partition, highest + 1)
+            for partition, highest in self.processed.items()
+            if highest + 1 > self.committed.get(partition, -1)
+        ]
+
+    def commit(self, consumer: Any, outputs: OutputProducer, *, flush_timeout: float) -> bool:
+        """Run the steps above; False when outputs are still in flight after ``flush_timeout``.
+
+        Raises DeliveryFailure when an output could not be delivered (nothing is committed then),
+        KafkaFailure when a transaction fails, and confluent_kafka.KafkaException when the broker
+        rejects the commit.
+        """
+        offsets = self.committable()
+        if outputs.transactional:
+            self.changelog_records += self._write_changelog()
+            partitions = [confluent_kafka.TopicPartition(self.topic, p, o) for p, o in offsets]
+            group = consumer.consumer_group_metadata()
+            outputs.commit_transaction(partitions, group, flush_timeout)
+        else:
+            if not outputs.flush(flush_timeout):
+                return False
+            self.changelog_records += self._write_changelog()
+            if not outputs.flush(flush_timeout):
+                return False
+            if offsets:
+                self._commit_offsets(consumer, offsets)
+        self.committed.update(offsets)
+        if offsets:
+            self.commits += 1
+        self._last_commit = self._clock()
+        self._step = ""  # this commit covers whatever was under way
+        return True
+
+    def advance(self, consumer: Any, outputs: OutputProducer) -> bool:
+        """Move the background checkpoint one step when it can; True when one completed."""
+        if not self._step:
+            if not self.expired():
+                return False
+            self._offsets = dict(self.committable())
+            self._generation = outputs.mark()
+            self._step = "outputs"
+        if not outputs.delivered_through(self._generation):
+            return False
+        if self._step == "outputs":
+            self.changelog_records += self._write_changelog()
+            self._generation = outputs.mark()
+            self._step = "changelog"
+            return False
+        offsets = [(p, o) for p, o in self._offsets.items() if o > self.committed.get(p, -1)]
+        self._step = ""
+        self._last_commit = self._clock()
+        if offsets:
+            self._commit_offsets(consumer, offsets)
+            self.committed.update(offsets)
+            self.commits += 1
+        return True
+
+    def _commit_offsets(self, consumer: Any, offsets: list[tuple[int, int]]) -> None:
+        partitions = [confluent_kafka.TopicPartition(self.topic, p, o) for p, o in offsets]
+        results = consumer.commit(offsets=partitions, asynchronous=False)
+        failed = [tp for tp in results or () if tp.error is not None]
+        if failed:
+            raise confluent_kafka.KafkaException(failed[0].error)
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        """Drop the state of partitions this consumer no longer owns."""
+        for partition in partitions:
+            self.processed.pop(partition, None)
+            self.committed.pop(partition, None)
+            self._offsets.pop(partition, None)

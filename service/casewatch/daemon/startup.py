@@ -1,0 +1,131 @@
+"""Start-up checks that run before the daemon consumes anything.
+
+- Unknown ``CASEWATCH_*`` variables are warned about by name, with the closest known name: a
+  misspelt setting would otherwise be silently ignored.
+- The input topic is looked up and the changelog made to match it (``casewatch.state.changelog``).
+  A broker that cannot be reached, or an input topic that does not exist yet, is retried with
+  exponential backoff up to ``startup_timeout_seconds``; each retry logs the cause librdkafka
+  reported as one structured line (``startup_waiting``), then start-up fails with one line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import confluent_kafka
+from confluent_kafka.admin import AdminClient
+
+from casewatch.errors import KafkaFailure
+from casewatch.kafka.config import admin_config
+from casewatch.settings import ENV_PREFIX, Settings, env_name, unknown_env_names
+from casewatch.state.changelog import ensure_changelog
+from casewatch.telemetry.logging import get_logger
+
+log = get_logger(__name__)
+
+_FIRST_RETRY_SECONDS = 0.5
+_LONGEST_RETRY_SECONDS = 8.0
+_ATTEMPT_SECONDS = 5.0
+
+
+def warn_unknown_env(environ: Mapping[str, str]) -> list[str]:
+    """Log one warning per ``CASEWATCH_*`` variable that sets nothing; returns their names."""
+    known = {
+        env_name(name).removeprefix(ENV_PREFIX): env_name(name) for name in Settings.model_fields
+    }
+    unknown = unknown_env_names(environ)
+    for name in unknown:
+        # Compared without the shared prefix, which would make every pair look alike.
+        close = difflib.get_close_matches(name.removeprefix(ENV_PREFIX), known, n=1, cutoff=0.8)
+        log.warning("unknown_setting", variable=name, closest=known[close[0]] if close else None)
+    return unknown
+
+
+class _NotReady(Exception):
+    """The broker or the input topic is not there yet; worth another attempt."""
+
+    def __init__(self, problem: str, cause: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.cause = cause
+
+
+def prepare_topics(
+    settings: Settings,
+    *,
+    stopping: Callable[[], bool] = lambda: False,
+    heartbeat: Callable[[], None] = lambda: None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> int | None:
+    """Check the input topic and the changelog; returns the input's partition count.
+
+    Returns None when ``stopping`` turns true while waiting: a stop requested during start-up
+    is a clean stop. ``heartbeat`` is called while waiting: waiting is what the process should
+    be doing then, so the liveness probe must not fail. Raises KafkaFailure once the broker or
+    the input topic stayed unavailable past ``startup_timeout_seconds``, ConfigError when the
+    changelog cannot match the input.
+    """
+    bound = settings.startup_timeout_seconds
+    deadline = clock() + bound
+    delay = _FIRST_RETRY_SECONDS
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            left = deadline - clock()
+            return _attempt(settings, min(_ATTEMPT_SECONDS, max(left / 3, 0.5)))
+        except _NotReady as exc:
+            left = deadline - clock()
+            if left <= 0:
+                raise KafkaFailure(
+                    f"{exc.problem} (gave up after {attempt} attempts in {bound:g} s): {exc.cause}"
+                ) from None
+            wait = min(delay, left)
+            log.warning(
+                "startup_waiting",
+                problem=exc.problem,
+                cause=exc.cause,
+                attempt=attempt,
+                retry_in_seconds=round(wait, 2),
+                gives_up_in_seconds=round(left, 1),
+            )
+            # In short steps, so a SIGTERM during the wait is served at once.
+            until = clock() + wait
+            while not stopping() and (left := until - clock()) > 0:
+                heartbeat()
+                sleep(min(left, 0.1))
+            if stopping():
+                return None
+            delay = min(delay * 2, _LONGEST_RETRY_SECONDS)
+
+
+def _attempt(settings: Settings, timeout: float) -> int:
+    causes: list[str] = []
+    config: dict[str, Any] = {
+        # librdkafka logs every reconnect; the error callback carries the same cause once.
+        "log_level": 0,
+        "logger": logging.getLogger("casewatch.librdkafka"),
+        **admin_config(settings),
+        "error_cb": lambda error: causes.append(error.str()),
+    }
+    admin = AdminClient(config)
+    try:
+        metadata = admin.list_topics(timeout=timeout)
+    except confluent_kafka.KafkaException as exc:
+        # The metadata call only says it failed; the error callback, served by poll, says why
+        # (connection refused, name not resolved, TLS or SASL failure...).
+        admin.poll(0)
+        cause = causes[0] if causes else str(exc)
+        raise _NotReady(f"cannot reach the brokers {settings.bootstrap_servers}", cause) from None
+    topic = metadata.topics.get(settings.input_topic)
+    if topic is None or topic.error is not None or not topic.partitions:
+        cause = "not in the cluster's metadata" if topic is None else str(topic.error)
+        raise _NotReady(f"input topic {settings.input_topic!r} is not available", cause)
+    partitions = len(topic.partitions)
+    ensure_changelog(settings, admin, metadata, partitions, timeout)
+    return partitions

@@ -1,0 +1,175 @@
+"""librdkafka configuration of casewatch's clients, built from the settings.
+
+Pass-through properties (``CASEWATCH_KAFKA__*``) go to every client that understands them:
+consumer-only properties (group membership, fetching) are kept away from producers and
+producer-only ones (batching, acks, transactions) away from consumers, so librdkafka does not
+warn about properties a client ignores.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from typing import Any, Protocol
+
+import confluent_kafka
+from pydantic import SecretStr
+
+from casewatch.errors import ConfigError
+
+
+class Settings(Protocol):
+    """The settings the client configurations are built from (``casewatch.settings``)."""
+
+    @property
+    def bootstrap_servers(self) -> str: ...
+    @property
+    def group_id(self) -> str: ...
+    @property
+    def auto_offset_reset(self) -> str: ...
+    @property
+    def max_pending_outputs(self) -> int: ...
+    @property
+    def processing_guarantee(self) -> str: ...
+    @property
+    def transactional_id(self) -> str | None: ...
+    @property
+    def kafka(self) -> dict[str, str | SecretStr]: ...
+
+    def pass_through(self) -> dict[str, str]: ...
+
+
+def kafka_error(exc: confluent_kafka.KafkaException) -> confluent_kafka.KafkaError | None:
+    """The KafkaError an exception carries: the one place Kafka errors are unpacked."""
+    error = exc.args[0] if exc.args else None
+    return error if isinstance(error, confluent_kafka.KafkaError) else None
+
+
+def is_fatal(exc: confluent_kafka.KafkaException) -> bool:
+    """Whether the client is unusable after ``exc`` (fenced, fatal idempotence error...)."""
+    error = kafka_error(exc)
+    return error is not None and bool(error.fatal())
+
+
+_CONSUMER_ONLY = (
+    "group.", "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms",
+    "auto.", "enable.auto.", "fetch.", "isolation.level", "partition.assignment.strategy",
+    "enable.partition.eof", "check.crcs", "queued.", "coordinator.query.interval.ms",
+    "consume.callback.max.messages",
+)  # fmt: skip
+_PRODUCER_ONLY = (
+    "acks", "request.required.acks", "linger.ms", "queue.buffering.", "batch.", "compression.",
+    "enable.idempotence", "enable.gapless.guarantee", "transactional.id",
+    "transaction.timeout.ms", "message.timeout.ms", "delivery.timeout.ms", "retries",
+    "message.send.max.retries", "retry.backoff", "partitioner", "sticky.partitioning.linger.ms",
+    "request.timeout.ms", "queuing.strategy",
+)  # fmt: skip
+
+
+def _for(settings: Settings, role: str) -> dict[str, str]:
+    excluded = _PRODUCER_ONLY if role == "consumer" else _CONSUMER_ONLY
+    return {k: v for k, v in settings.pass_through().items() if not k.startswith(excluded)}
+
+
+def consumer_config(settings: Settings) -> dict[str, Any]:
+    """The input consumer: offsets are stored and committed by casewatch, never automatically."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "group.id": settings.group_id,
+        "client.id": f"{settings.group_id}-consumer",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": settings.auto_offset_reset,
+        # Cooperative rebalancing moves only the partitions that change owner, so the others
+        # keep their in-memory cases and never restore.
+        "partition.assignment.strategy": "cooperative-sticky",
+        "enable.partition.eof": False,
+        "isolation.level": "read_committed",
+    }
+    config.update(_for(settings, "consumer"))
+    return config
+
+
+def restore_consumer_config(settings: Settings) -> dict[str, Any]:
+    """A group-less reader of the changelog: assigned partitions only, nothing committed."""
+    config = {
+        k: v for k, v in consumer_config(settings).items() if not k.startswith(_CONSUMER_ONLY)
+    }
+    config.update(
+        {
+            "group.id": f"{settings.group_id}-restore",
+            "client.id": f"{settings.group_id}-restore",
+            "enable.auto.commit": False,
+            "enable.partition.eof": False,
+            "isolation.level": "read_committed",
+            # A restore reads a backlog: never let a fetch wait for more data to arrive.
+            "fetch.wait.max.ms": 10,
+        }
+    )
+    return config
+
+
+def producer_config(settings: Settings) -> dict[str, Any]:
+    """The output producer: idempotent, acks from all replicas, batched."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "client.id": f"{settings.group_id}-producer",
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 5,
+        # lz4 costs the least CPU per byte of the broker-supported codecs.
+        "compression.type": "lz4",
+        "queue.buffering.max.messages": settings.max_pending_outputs,
+    }
+    if settings.processing_guarantee == "exactly_once":
+        config["transactional.id"] = settings.transactional_id or (
+            f"casewatch-{settings.group_id}-{socket.gethostname()}"
+        )
+    config.update(_for(settings, "producer"))
+    return config
+
+
+def admin_config(settings: Settings) -> dict[str, Any]:
+    """Admin and metadata requests: connection and security properties only."""
+    shared = {
+        k: v
+        for k, v in settings.pass_through().items()
+        if not k.startswith(_CONSUMER_ONLY) and not k.startswith(_PRODUCER_ONLY)
+    }
+    return {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "client.id": f"{settings.group_id}-admin",
+        **shared,
+    }
+
+
+_PROPERTY_IN_MESSAGE = re.compile(r'property:? "([^"]+)"')
+
+
+def check_client_properties(settings: Settings) -> None:
+    """Build each client once, unconnected, so invalid properties stop start-up at once.
+
+    librdkafka checks property names and values when a client is created; doing that before
+    anything else turns an invalid ``CASEWATCH_KAFKA__*`` property into a ConfigError (exit 2)
+    naming the variable, instead of a Kafka failure half-way through start-up.
+    """
+    offline = {"bootstrap.servers": "", "log_level": 0}
+    for build, config in (
+        (confluent_kafka.Producer, producer_config(settings)),
+        (confluent_kafka.Consumer, consumer_config(settings)),
+    ):
+        try:
+            client: Any = build({**config, **offline})
+        except confluent_kafka.KafkaException as exc:
+            raise ConfigError(_property_error(exc, settings)) from None
+        if isinstance(client, confluent_kafka.Consumer):
+            client.close()
+
+
+def _property_error(exc: confluent_kafka.KafkaException, settings: Settings) -> str:
+    error = kafka_error(exc)
+    text = str(exc) if error is None else error.str()
+    match = _PROPERTY_IN_MESSAGE.search(text)
+    if match and match.group(1) in settings.kafka:
+        return f"CASEWATCH_KAFKA__{match.group(1).upper().replace('.', '_')}: {text}"
+    return f"Kafka client configuration: {text}"

@@ -1,0 +1,296 @@
+"""The daemon's producer: every output record is tracked until its delivery report arrives.
+
+Delivery callbacks run inside ``poll``/``flush`` on the loop's thread. They never raise: they count
+the report and keep the first failure, which ``flush`` raises as DeliveryFailure so that no input
+offset is committed past an output that was lost.
+
+The one failure a record can carry in itself, its size, is not fatal: a record larger than
+``message.max.bytes``, or refused by the broker as too large, is replaced by a truncated
+dead-letter record (``casewatch.kafka.oversize``) counted in ``oversized``.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+import confluent_kafka
+
+from casewatch.errors import DeliveryFailure, KafkaFailure
+from casewatch.kafka.oversize import (
+    DEFAULT_MAX_BYTES,
+    RECORD_OVERHEAD,
+    SMALLEST_LIMIT,
+    Headers,
+    record_size,
+    replacement,
+)
+from casewatch.telemetry.logging import get_logger
+
+log = get_logger(__name__)
+_TOO_LARGE = frozenset(
+    {
+        confluent_kafka.KafkaError.MSG_SIZE_TOO_LARGE,
+        confluent_kafka.KafkaError.RECORD_LIST_TOO_LARGE,
+    }
+)
+_FENCED = frozenset(
+    {
+        confluent_kafka.KafkaError._FENCED,
+        confluent_kafka.KafkaError.PRODUCER_FENCED,
+        confluent_kafka.KafkaError.INVALID_PRODUCER_EPOCH,
+    }
+)
+
+
+class OutputProducer:
+    """An idempotent producer with a bounded count of undelivered records."""
+
+    def __init__(self, config: dict[str, Any], *, max_pending: int, dead_letter_topic: str) -> None:
+        try:
+            self._producer: Any = confluent_kafka.Producer(config)
+        except confluent_kafka.KafkaException as exc:
+            raise KafkaFailure(f"cannot create the producer: {exc}") from exc
+        self.transactional = "transactional.id" in config
+        self.max_pending = max_pending
+        self.pending = 0
+        self.delivered = 0
+        self.failed = 0
+        self.first_error: str | None = None
+        self.dead_letter_topic = dead_letter_topic
+        self.max_record_bytes = int(config.get("message.max.bytes", DEFAULT_MAX_BYTES))
+        self._plain_limit = self.max_record_bytes - RECORD_OVERHEAD
+        self.oversized = 0
+        self.rerouted = 0  # oversized records of other topics now on the dead-letter topic
+        # Records the broker refused as too large, with their generation, awaiting replacement.
+        self._refused: list[tuple[int, str, bytes | None, bytes | None, Headers | None, int]] = []
+        # Records are counted per generation so a checkpoint can wait for "everything produced
+        # before now" without blocking on what is produced meanwhile; one bound callback per
+        # generation, none per record.
+        self._generation = 0
+        self._pending_by_generation: dict[int, int] = {0: 0}
+        self._on_delivery_now = functools.partial(self._on_delivery, 0)
+
+    def produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None = None,
+        partition: int = -1,
+    ) -> None:
+        """Queue one record; ``value=None`` is a tombstone, ``partition=-1`` lets the key decide."""
+        limit = self.max_record_bytes
+        # Only lengths on the common path; the exact estimate when the record might not fit.
+        plain = (len(key) if key else 0) + (len(value) if value else 0)
+        if (headers or plain > self._plain_limit) and record_size(key, value, headers) > limit:
+            topic, key, value, headers = self._replace(topic, key, value, headers, limit, None)
+            partition = -1
+        try:
+            self._send(topic, key, value, headers, partition, self._on_delivery_now)
+        except confluent_kafka.KafkaException as exc:
+            error = _kafka_error(exc)
+            if error is None or error.code() not in _TOO_LARGE:
+                raise KafkaFailure(f"cannot produce to {topic!r}: {exc}") from exc
+            # Our size estimate fell short of librdkafka's: shrink below what it refused.
+            limit = min(limit, record_size(key, value, headers)) // 2
+            topic, key, value, headers = self._replace(
+                topic, key, value, headers, limit, error.str()
+            )
+            self._send(topic, key, value, headers, -1, self._on_delivery_now)
+        self.pending += 1
+        self._pending_by_generation[self._generation] += 1
+
+    def _send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None,
+        partition: int,
+        on_delivery: Any,
+    ) -> None:
+        while True:
+            try:
+                self._producer.produce(
+                    topic,
+                    value=value,
+                    key=key,
+                    headers=headers,
+                    partition=partition,
+                    on_delivery=on_delivery,
+                )
+                return
+            except BufferError:
+                # librdkafka's queue is full: serve delivery reports to make room, then retry.
+                self._serve(0.05)
+
+    def _replace(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None,
+        limit: int,
+        cause: str | None,
+    ) -> tuple[str, bytes | None, bytes, Headers]:
+        size = record_size(key, value, headers)
+        cause = cause or f"limit is {limit} bytes"
+        detail = f"record for {topic!r} is about {size} bytes: {cause}"
+        record = replacement(
+            topic, key, value, headers, limit=limit, dead_letter_topic=self.dead_letter_topic,
+            detail=detail,
+        )  # fmt: skip
+        self.oversized += 1
+        if topic != self.dead_letter_topic:
+            self.rerouted += 1
+        log.warning(
+            "output_replaced_oversized",
+            topic=topic,
+            key_bytes=len(key) if key else 0,
+            value_bytes=len(value) if value else 0,
+            limit=limit,
+            cause=cause,
+        )
+        return self.dead_letter_topic, record.key, record.value, record.headers
+
+    def mark(self) -> int:
+        """Start a new generation; returns the one that holds everything produced so far."""
+        closed = self._generation
+        self._generation += 1
+        self._pending_by_generation[self._generation] = 0
+        self._on_delivery_now = functools.partial(self._on_delivery, self._generation)
+        return closed
+
+    def delivered_through(self, generation: int) -> bool:
+        """Whether every record of ``generation`` and older ones has been delivered.
+
+        Raises DeliveryFailure when any record has failed.
+        """
+        self.raise_first_error()
+        pending = self._pending_by_generation
+        for old in [g for g in pending if g < self._generation and pending[g] == 0]:
+            del pending[old]
+        return all(g > generation for g in pending)
+
+    def poll(self, timeout: float = 0.0) -> None:
+        self._serve(timeout)
+
+    def _serve(self, timeout: float) -> None:
+        """Serve delivery reports, then replace what the broker refused as too large."""
+        self._producer.poll(timeout)
+        if self._refused:
+            self._replace_refused()
+
+    def _replace_refused(self) -> None:
+        refused, self._refused = self._refused, []
+        for generation, topic, key, value, headers, size in refused:
+            # Half the refused size: the broker's limit is unknown, only that it is lower.
+            limit = min(self.max_record_bytes, size // 2)
+            cause = f"the broker refused {size} bytes as too large"
+            record = self._replace(topic, key, value, headers, limit, cause)
+            # The replacement stands in the refused record's generation, so no checkpoint
+            # commits past the input before the replacement is delivered.
+            callback = functools.partial(self._on_delivery, generation)
+            self._send(*record, -1, callback)
+
+    def over_limit(self) -> bool:
+        return self.pending > self.max_pending
+
+    def drain_below(self, target: int, *, poll_other: Any = None) -> None:
+        """Serve delivery reports until at most ``target`` records are undelivered.
+
+        ``poll_other`` is called between waits so a paused consumer keeps its group membership.
+        """
+        while self.pending > target:
+            self._serve(0.1)
+            self.raise_first_error()
+            if poll_other is not None:
+                poll_other()
+
+    def flush(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for every record; True when all are delivered.
+
+        Raises DeliveryFailure when any record has failed since the producer started.
+        """
+        deadline = time.monotonic() + timeout
+        while self.pending > 0:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._producer.flush(remaining)
+            if self._refused:
+                self._replace_refused()
+        self.raise_first_error()
+        return self.pending == 0
+
+    # -- transactions (processing_guarantee=exactly_once) -------------------------------------
+
+    def start_transactions(self, timeout: float) -> None:
+        """Register the transactional id (fencing any older instance with it), open one."""
+        self._transactional(lambda: self._producer.init_transactions(timeout))
+        self._transactional(self._producer.begin_transaction)
+
+    def commit_transaction(self, offsets: list[Any], group: Any, timeout: float) -> None:
+        """Commit outputs and input offsets atomically, then open the next transaction."""
+        self._transactional(
+            lambda: self._producer.send_offsets_to_transaction(offsets, group, timeout)
+        )
+        # commit_transaction flushes, so every delivery report has been served afterwards.
+        self._transactional(lambda: self._producer.commit_transaction(timeout))
+        self.raise_first_error()
+        self._transactional(self._producer.begin_transaction)
+
+    def _transactional(self, call: Any) -> None:
+        try:
+            call()
+        except confluent_kafka.KafkaException as exc:
+            error = _kafka_error(exc)
+            reason = error.str() if error is not None else str(exc)
+            if error is not None and error.code() in _FENCED:
+                raise KafkaFailure(
+                    f"fenced by a newer instance with the same transactional id: {reason}"
+                ) from None
+            # An aborted transaction discarded outputs whose input is already applied to the
+            # in-memory cases: only a restart (restore from the changelog) makes them agree again.
+            raise KafkaFailure(f"transaction failed: {reason}") from None
+
+    def queue_length(self) -> int:
+        return len(self._producer)
+
+    def raise_first_error(self) -> None:
+        if self.first_error is not None:
+            raise DeliveryFailure(f"output not delivered: {self.first_error}")
+
+    def _on_delivery(self, generation: int, error: Any, message: Any) -> None:
+        if (
+            error is not None
+            and error.code() in _TOO_LARGE
+            and self._refused_too_large(generation, message)
+        ):
+            return
+        self.pending -= 1
+        self._pending_by_generation[generation] -= 1
+        if error is None:
+            self.delivered += 1
+            return
+        self.failed += 1
+        if self.first_error is None:
+            self.first_error = f"{message.topic()}[{message.partition()}]: {error.str()}"
+
+    def _refused_too_large(self, generation: int, message: Any) -> bool:
+        """Keep a refused record for replacement; False when it cannot be shrunk further."""
+        key, value, headers = message.key(), message.value(), message.headers()
+        size = record_size(key, value, headers)
+        if size // 2 < SMALLEST_LIMIT:
+            return False
+        # Still pending: its replacement takes its place in the count.
+        self._refused.append((generation, message.topic(), key, value, headers, size))
+        return True
+
+
+def _kafka_error(exc: confluent_kafka.KafkaException) -> Any:
+    """The KafkaError a KafkaException carries, None when it carries none."""
+    error = exc.args[0] if exc.args else None
+    return error if isinstance(error, confluent_kafka.KafkaError) else None

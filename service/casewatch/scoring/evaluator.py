@@ -1,0 +1,328 @@
+"""StreamingEvaluator: events in, evaluations out, with all due cases scored in one model call.
+
+Due cases: a case closes (close marker or end activity); every touched case when scoring on
+every event; cases idle past the TTL in their partition's stream time (``expire``, see
+``casewatch.state.stream_time``); the least recently seen cases when the open case bound is
+exceeded.
+Every case that leaves memory gets a final evaluation (or, when the model fails on it, a record
+in ``scoring_failures``: see ``casewatch.scoring.isolation``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from casewatch.events import ModelIdentity, StreamingEvaluation, StreamingEvent, Trigger
+from casewatch.scoring.features import FeatureGatherer, Snapshot, snapshot
+from casewatch.scoring.isolation import Isolation, ScoringFailure
+from casewatch.scoring.migration import carry_over, same_state_layout, store_shape
+from casewatch.scoring.records import RecordBuilder
+from casewatch.scoring.routing import Router
+from casewatch.scoring.scorer import Features, Scorer
+from casewatch.state.changes import ChangeTracker, StateChanges
+from casewatch.state.codec import decode_into
+from casewatch.state.store import CaseStore, FloatArray, IntArray
+from casewatch.state.stream_time import IdleExpiry
+
+
+class StreamingEvaluator:
+    """Keeps open cases in a CaseStore and scores them with an ONNX scorer."""
+
+    def __init__(
+        self,
+        model: str | Path | Scorer,
+        *,
+        score_on_every_event: bool = False,
+        end_activities: Iterable[str] = (),
+        idle_ttl: float | None = None,
+        idle_quiet: float | None = None,
+        max_open_cases: int | None = None,
+        intra_op_threads: int = 1,
+        contract_path: str | Path | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        initial_capacity: int = 1024,
+        top_k: int = 3,
+        track_changes: bool = False,
+        isolate_scoring_failures: bool = False,
+    ) -> None:
+        self.scorer = (
+            model
+            if isinstance(model, Scorer)
+            else Scorer(model, contract_path=contract_path, intra_op_threads=intra_op_threads)
+        )
+        self.score_on_every_event = score_on_every_event
+        self.end_activities = frozenset(end_activities)
+        self.idle_ttl = idle_ttl if idle_ttl else None
+        self._idle = IdleExpiry(self.idle_ttl, idle_quiet, monotonic)
+        self.max_open_cases = max_open_cases
+        self._clock = clock
+        self._top_k = top_k
+        self.store = CaseStore(store_shape(self.scorer.contract), capacity=initial_capacity)
+        # The daemon writes changed cases to its changelog; offline replays need no tracking.
+        self._changes = ChangeTracker() if track_changes else None
+        self._isolate = isolate_scoring_failures
+        self.scoring_failures: list[ScoringFailure] = []
+        self._bind(self.scorer, unknown_so_far=0)
+
+    def _bind(self, scorer: Scorer, *, unknown_so_far: int) -> None:
+        """Resolve everything that depends on the scorer once, not per batch."""
+        contract = scorer.contract
+        self.scorer = scorer
+        self._gatherer = FeatureGatherer(
+            scorer.features, [len(a.values) for a in contract.categorical_case_attributes]
+        )
+        self._records = RecordBuilder(scorer.activities, scorer.identity, top_k=self._top_k)
+        self._router = Router(self.store, scorer, self.end_activities)
+        self._router.unknown_activity_events = unknown_so_far
+        self._isolation = Isolation(scorer, enabled=self._isolate, failures=self.scoring_failures)
+
+    def swap_scorer(self, scorer: Scorer) -> bool:
+        """Score with ``scorer`` from the next batch on; open cases are kept.
+
+        Returns True when the cases had to be carried over to another state layout (another
+        activity set, ring length or attributes; see ``casewatch.scoring.migration``).
+        """
+        migrated = not same_state_layout(self.scorer.contract, scorer.contract)
+        if migrated:
+            self.store = carry_over(self.store, self.scorer.contract, scorer.contract)
+            self._idle.invalidate()
+            if self._changes is not None:
+                # Every open case's changelog record is in the old layout: rewrite them all.
+                self._changes.rows_replaced(np.fromiter(self.store.index.values(), np.int64))
+        self._bind(scorer, unknown_so_far=self.unknown_activity_events)
+        return migrated
+
+    # -- identity and inspection ---------------------------------------------------------------
+
+    @property
+    def identity(self) -> ModelIdentity:
+        return self.scorer.identity
+
+    @property
+    def threshold(self) -> float:
+        return self.scorer.threshold
+
+    @property
+    def unknown_activity_events(self) -> int:
+        """Events whose activity the model does not know, since start."""
+        return self._router.unknown_activity_events
+
+    @property
+    def open_case_count(self) -> int:
+        return len(self.store.index)
+
+    def open_cases(self) -> list[str]:
+        return self.store.open_cases()
+
+    # -- the seed API --------------------------------------------------------------------------
+
+    def on_event(self, event: StreamingEvent) -> StreamingEvaluation | None:
+        """Add one event; returns its evaluation in every-event mode or when it closes the case.
+
+        Evictions caused by ``max_open_cases`` are only reported by ``on_events``.
+        """
+        for evaluation in self.on_events([event]):
+            if evaluation.case_id == event.case_id and evaluation.trigger in ("event", "close"):
+                return evaluation
+        return None
+
+    def process_stream(self, events: Iterable[StreamingEvent]) -> Iterator[StreamingEvaluation]:
+        """Yields what ``on_event`` yields; cases still open at the end stay open."""
+        for event in events:
+            evaluation = self.on_event(event)
+            if evaluation is not None:
+                yield evaluation
+
+    def score_case(self, case_id: str) -> StreamingEvaluation | None:
+        """Score an open case now, keeping its state; None for an unknown case."""
+        row = self.store.index.get(case_id)
+        if row is None:
+            return None
+        rows = np.array([row], dtype=np.int64)
+        part = self._due(rows, [case_id], ["request"], False)
+        return next(iter(self._evaluate([part], None)), None)
+
+    def close_case(self, case_id: str) -> StreamingEvaluation | None:
+        """Final evaluation of a case; its state is freed and its next event starts afresh."""
+        row = self.store.index.pop(case_id, None)
+        if row is None:
+            return None
+        rows = np.array([row], dtype=np.int64)
+        part = self._due(rows, [case_id], ["close"], True)
+        self._release(rows)
+        return next(iter(self._evaluate([part], None)), None)
+
+    # -- the batch API -------------------------------------------------------------------------
+
+    def on_events(
+        self,
+        events: Sequence[StreamingEvent],
+        *,
+        source_topic: str | None = None,
+        times: Sequence[float] | FloatArray | None = None,
+    ) -> list[StreamingEvaluation]:
+        """Route a batch into the store and score every case it made due, in one model call.
+
+        ``times`` are the events' record times (Kafka message timestamps, epoch seconds; NaN
+        falls back to the event's timestamp): they drive idle expiry. Without them the clock
+        stands in, which is what an offline caller without record times means by idle.
+        """
+        if not events:
+            return []
+        batch = self._router.route(events)
+        now = self._clock()
+        seen = self._idle.seen(batch.partitions, now if times is None else times, batch.timestamps)
+        store = self.store
+        if self._changes is not None:
+            self._changes.touched(batch.rows)
+        parts: list[tuple[Snapshot, Features]] = []
+        causes: list[IntArray] = []  # index of the event (or eviction) behind each evaluation
+        for selected in batch.generations():
+            rows = batch.rows[selected]
+            store.apply(
+                rows,
+                batch.activities[selected],
+                batch.attributes[selected],
+                batch.timestamps[selected],
+                batch.partitions[selected],
+                batch.offsets[selected],
+                seen[selected],
+            )
+            self._router.merge_case_attributes(batch, selected)
+            closing = batch.closing[selected]
+            due = selected if self.score_on_every_event else selected[closing]
+            if due.size:
+                due_closing = batch.closing[due]
+                triggers: list[Trigger] = ["close" if c else "event" for c in due_closing.tolist()]
+                case_ids = [events[i].case_id for i in due.tolist()]
+                parts.append(self._due(batch.rows[due], case_ids, triggers, due_closing))
+                causes.append(due)
+        released = [batch.rows[batch.closing]]
+        if self.max_open_cases is not None and len(store.index) > self.max_open_cases:
+            evicted = self._take_least_recent(len(store.index) - self.max_open_cases)
+            parts.append(self._due_leaving(evicted, "evicted"))
+            causes.append(len(events) + np.arange(len(evicted)))
+            released.append(evicted)
+        evaluations = self._evaluate(parts, source_topic, now, causes)
+        self._release(np.concatenate(released))
+        return evaluations
+
+    def expire(
+        self, now: float | None = None, *, source_topic: str | None = None
+    ) -> list[StreamingEvaluation]:
+        """Final evaluations of cases idle past the TTL in their partition's stream time.
+
+        ``now`` stands for the stream time of every partition (an offline caller's clock).
+        """
+        stale = self._idle.take_stale(self.store, now)
+        if not stale.size:
+            return []
+        evaluations = self._evaluate([self._due_leaving(stale, "timeout")], source_topic)
+        self._release(stale)
+        return evaluations
+
+    def drop_partitions(self, partitions: Iterable[int]) -> int:
+        """Forget the open cases of the given partitions (no evaluations); returns how many."""
+        wanted = np.asarray(sorted(set(partitions)), dtype=np.int64)
+        if self._changes is not None:
+            self._changes.forget_partitions(wanted.tolist())
+        self._idle.forget(wanted.tolist())
+        index = self.store.index
+        if not index or wanted.size == 0:
+            return 0
+        case_ids = list(index)
+        rows = np.fromiter(index.values(), dtype=np.int64, count=len(index))
+        mask = np.isin(self.store.partition[rows], wanted)
+        for position in np.flatnonzero(mask).tolist():
+            del index[case_ids[position]]
+        self.store.release(rows[mask])
+        return int(mask.sum())
+
+    # -- state for the changelog ---------------------------------------------------------------
+
+    def take_state_changes(self) -> StateChanges:
+        """Cases that left memory and the state of cases changed since the last call."""
+        if self._changes is None:
+            raise RuntimeError("StreamingEvaluator was created without track_changes=True")
+        return self._changes.take(self.store)
+
+    def restore_case(self, case_id: str, state: bytes) -> None:
+        """Load a case's state written by ``take_state_changes`` (replacing any open one)."""
+        row = self.store.index.get(case_id)
+        if row is None:
+            row = self.store.open_row(case_id)
+        decode_into(self.store, row, state)
+        self.store.index[case_id] = row
+        self._idle.restored(self.store, row)
+
+    def forget_case(self, case_id: str) -> None:
+        """Drop an open case without an evaluation (its tombstone was restored)."""
+        row = self.store.index.pop(case_id, None)
+        if row is not None:
+            self.store.release(np.array([row], dtype=np.int64))
+
+    def last_offset(self, case_id: str) -> int | None:
+        """Source offset of the last event applied to an open case."""
+        row = self.store.index.get(case_id)
+        return None if row is None else int(self.store.last_offset[row])
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _release(self, rows: IntArray) -> None:
+        if self._changes is not None:
+            self._changes.departing(self.store, rows)
+        self.store.release(rows)
+
+    def _take_least_recent(self, count: int) -> IntArray:
+        index = self.store.index
+        # One scan from the front, then pops: repeated next(iter(index)) would rescan the
+        # deleted slots at the front of the dict each time.
+        case_ids = list(itertools.islice(index, count))
+        return np.fromiter((index.pop(c) for c in case_ids), dtype=np.int64, count=len(case_ids))
+
+    def _due(
+        self,
+        rows: IntArray,
+        case_ids: list[str],
+        triggers: list[Trigger],
+        closed: bool | np.ndarray,
+    ) -> tuple[Snapshot, Features]:
+        closed_mask = np.broadcast_to(np.asarray(closed, dtype=np.bool_), rows.shape).copy()
+        snap = snapshot(self.store, rows, case_ids, triggers, closed_mask)
+        return snap, self._gatherer.gather(self.store, rows, closed_mask)
+
+    def _due_leaving(self, rows: IntArray, trigger: Trigger) -> tuple[Snapshot, Features]:
+        case_ids = [self.store.case_ids[row] for row in rows.tolist()]
+        return self._due(rows, case_ids, [trigger] * len(case_ids), False)
+
+    def _evaluate(
+        self,
+        parts: list[tuple[Snapshot, Features]],
+        source_topic: str | None,
+        now: float | None = None,
+        causes: list[IntArray] | None = None,
+    ) -> list[StreamingEvaluation]:
+        if not parts:
+            return []
+        snap = Snapshot.concat([p[0] for p in parts])
+        if len(parts) == 1:
+            features = parts[0][1]
+        else:
+            features = {name: np.concatenate([p[1][name] for p in parts]) for name in parts[0][1]}
+        now = self._clock() if now is None else now
+        snap, scores, kept = self._isolation.score(snap, features, source_topic, now)
+        evaluations = self._records.build(
+            snap, scores, threshold=self.scorer.threshold, source_topic=source_topic, now=now
+        )
+        if causes is not None and len(causes) > 1:
+            # Generations score in generation order; report in the order of the events.
+            cause = np.concatenate(causes)
+            order = np.argsort(cause if kept is None else cause[kept], kind="stable").tolist()
+            evaluations = [evaluations[i] for i in order]
+        return evaluations

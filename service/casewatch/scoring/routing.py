@@ -1,0 +1,190 @@
+"""Routing a batch of events to case-store rows: the only per-event Python loop.
+
+The loop does what cannot be vectorised (dict look-ups of case ids, activity and attribute
+names); everything after it works on the arrays it fills.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from casewatch.events import StreamingEvent
+from casewatch.scoring.scorer import Scorer
+from casewatch.state.store import CaseStore, IntArray
+
+_NO_ROW = -1
+
+
+def _label(value: object) -> str:
+    """The text a categorical value is looked up by. When even ``str`` refuses the value (an
+    integer of more than 4300 digits), a text no decoded event can carry, so it reads as unknown."""
+    try:
+        return str(value)
+    except ValueError:
+        return "\x00unprintable"
+
+
+class RoutedBatch:
+    """A batch after routing: one entry per event, grouped into generations.
+
+    Generation g holds the g-th event of each case in the batch, so a generation never touches
+    a row twice and applies with plain fancy indexing; scoring after each generation gives the
+    every-event policy the state after each event.
+    """
+
+    __slots__ = (
+        "activities", "attributes", "closing", "events", "generation", "offsets",
+        "partitions", "rows", "timestamps",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        events: Sequence[StreamingEvent],
+        rows: IntArray,
+        activities: IntArray,
+        attributes: IntArray,
+        timestamps: np.ndarray,
+        partitions: IntArray,
+        offsets: IntArray,
+        generation: IntArray,
+        closing: np.ndarray,
+    ) -> None:
+        self.events = events
+        self.rows = rows
+        self.activities = activities
+        self.attributes = attributes
+        self.timestamps = timestamps
+        self.partitions = partitions
+        self.offsets = offsets
+        self.generation = generation
+        self.closing = closing
+
+    def generations(self) -> Iterator[IntArray]:
+        if int(self.generation.max()) == 0:
+            yield np.arange(len(self.rows), dtype=np.int64)
+            return
+        order = np.argsort(self.generation, kind="stable")
+        bounds = np.searchsorted(self.generation[order], np.arange(self.generation.max() + 2))
+        for g in range(len(bounds) - 1):
+            yield order[bounds[g] : bounds[g + 1]]
+
+
+def _generation(rows: IntArray) -> IntArray:
+    """For each event, how many earlier events of the batch went to the same row."""
+    n = rows.size
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(rows, kind="stable")
+    ordered = rows[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    # Position within the run of equal rows = position - start of its run.
+    run_start = np.repeat(starts, np.diff(np.r_[starts, n]))
+    generation = np.empty(n, dtype=np.int64)
+    generation[order] = np.arange(n) - run_start
+    return generation
+
+
+class Router:
+    """Maps events to rows, activity ids and attribute ids; detects closing events."""
+
+    def __init__(self, store: CaseStore, scorer: Scorer, end_activities: frozenset[str]) -> None:
+        contract = scorer.contract
+        self._store = store
+        self._activity_ids = scorer.activity_ids
+        self._event_attribute_ids = scorer.event_attribute_ids
+        self._end_activities = end_activities
+        self._event_attribute_names = [a.name for a in contract.event_attributes]
+        self._numeric_case = {n: i for i, n in enumerate(contract.numeric_case_attributes)}
+        self._categorical_case = {
+            a.name: (i, {v: j for j, v in enumerate(a.values)}, len(a.values))
+            for i, a in enumerate(contract.categorical_case_attributes)
+        }
+        self.unknown_activity_events = 0
+
+    def route(self, events: Sequence[StreamingEvent]) -> RoutedBatch:
+        store = self._store
+        index = store.index
+        pop, open_row = index.pop, store.open_row
+        activity_of = self._activity_ids.get
+        unknown_id = store.shape.unknown_id
+        end_activities = self._end_activities
+        n = len(events)
+        # Python lists in the loop, numpy conversion once after it: a numpy scalar store per
+        # field and event costs several times a list append.
+        rows: list[int] = []
+        activities: list[int] = []
+        timestamps: list[float | None] = []
+        partitions: list[int] = []
+        offsets: list[int] = []
+        closing_at: list[int] = []
+        add_row, add_activity, add_timestamp = rows.append, activities.append, timestamps.append
+        add_partition, add_offset = partitions.append, offsets.append
+        add_closing = closing_at.append
+        for i, event in enumerate(events):
+            case_id = event.case_id
+            row = pop(case_id, _NO_ROW)
+            if row == _NO_ROW:
+                row = open_row(case_id)
+            add_row(row)
+            name = event.name
+            add_activity(activity_of(name, unknown_id))
+            add_timestamp(event.timestamp)
+            add_partition(event.partition)
+            add_offset(event.offset)
+            if event.close or name in end_activities:
+                add_closing(i)
+            else:
+                # Re-inserted at the end: the dict's order stays the order of last activity.
+                index[case_id] = row
+        row_array = np.fromiter(rows, dtype=np.int64, count=n)
+        activity_array = np.fromiter(activities, dtype=np.int64, count=n)
+        closing = np.zeros(n, dtype=np.bool_)
+        closing[closing_at] = True
+        self.unknown_activity_events += int(np.count_nonzero(activity_array == unknown_id))
+        return RoutedBatch(
+            events,
+            row_array,
+            activity_array,
+            self._event_attribute_columns(events),
+            np.array(timestamps, dtype=np.float64),  # None becomes NaN
+            np.fromiter(partitions, dtype=np.int64, count=n),
+            np.fromiter(offsets, dtype=np.int64, count=n),
+            _generation(row_array),
+            closing,
+        )
+
+    def _event_attribute_columns(self, events: Sequence[StreamingEvent]) -> IntArray:
+        columns = np.empty((len(events), len(self._event_attribute_names)), dtype=np.int64)
+        for j, name in enumerate(self._event_attribute_names):
+            ids = self._event_attribute_ids[j]
+            unknown, missing = len(ids), len(ids) + 1
+            lookup = ids.get
+            columns[:, j] = [
+                missing
+                if (value := event.attributes.get(name)) is None
+                else lookup(value if value.__class__ is str else _label(value), unknown)
+                for event in events
+            ]
+        return columns
+
+    def merge_case_attributes(self, batch: RoutedBatch, selected: IntArray) -> None:
+        if not (self._numeric_case or self._categorical_case):
+            return
+        store = self._store
+        for i in selected.tolist():
+            row = int(batch.rows[i])
+            for name, value in batch.events[i].attributes.items():
+                column = self._numeric_case.get(name)
+                if column is not None:
+                    try:
+                        store.case_numeric[row, column] = float(value)
+                    except (TypeError, ValueError, OverflowError):
+                        store.case_numeric[row, column] = math.nan
+                    continue
+                categorical = self._categorical_case.get(name)
+                if categorical is not None:
+                    column, ids, unknown = categorical
+                    store.case_categorical[row, column] = ids.get(_label(value), unknown)

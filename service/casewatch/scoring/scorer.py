@@ -1,0 +1,115 @@
+"""The scorer: an onnxruntime session plus the contract that says how to feed it."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import onnx
+
+from casewatch.errors import ModelError
+from casewatch.events import ModelIdentity
+from casewatch.scoring.contract import Contract, read_contract, validate_against_graph
+
+FloatMatrix = npt.NDArray[np.float32]
+Features = dict[str, npt.NDArray[np.generic]]
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreBatch:
+    """Scores of one batch: ``residuals`` is [B, T] (zeros when the model has none)."""
+
+    scores: npt.NDArray[np.float64]
+    residuals: FloatMatrix
+
+
+class Scorer:
+    """Loads, validates and runs one exported scorer.
+
+    Input names, concatenation plans and output names are resolved here once, so ``run`` only
+    assembles arrays and calls the session.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        contract_path: str | Path | None = None,
+        intra_op_threads: int = 1,
+    ) -> None:
+        import onnxruntime as ort  # noqa: PLC0415 - keeps `casewatch --help` fast
+
+        self.path = Path(path)
+        try:
+            payload = self.path.read_bytes()
+        except OSError as exc:
+            raise ModelError(f"{self.path}: cannot read model: {exc.strerror}") from None
+        try:
+            model = onnx.load_from_string(payload)
+        except Exception as exc:
+            raise ModelError(f"{self.path}: not an ONNX model ({type(exc).__name__})") from None
+        override = Path(contract_path) if contract_path is not None else None
+        self.contract: Contract = read_contract(model, origin=str(self.path), override=override)
+        validate_against_graph(self.contract, model.graph, origin=str(self.path))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads
+        options.inter_op_num_threads = 1
+        # Fatal only: a failing run is raised as ModelError with its cause, and the raw
+        # onnxruntime error lines would repeat it on stderr for every isolated case.
+        options.log_severity_level = 4
+        try:
+            self._session = ort.InferenceSession(
+                payload, sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{self.path}: onnxruntime cannot load the model: {reason}") from None
+        self.identity = ModelIdentity(
+            name=self.contract.name,
+            version=self.contract.version,
+            sha256=hashlib.sha256(payload).hexdigest(),
+        )
+        self.activities: list[str] = list(self.contract.activities)
+        self.activity_ids: dict[str, int] = {a: i for i, a in enumerate(self.activities)}
+        self.event_attribute_ids: list[dict[str, int]] = [
+            {v: i for i, v in enumerate(attr.values)} for attr in self.contract.event_attributes
+        ]
+        self.features = self.contract.features
+        self._bindings = [(b.name, tuple(b.features)) for b in self.contract.inputs]
+        outputs = [self.contract.score.name]
+        if self.contract.residuals is not None:
+            outputs.append(self.contract.residuals)
+        self._outputs = outputs
+        self._score_sign = 1.0 if self.contract.score.higher_is_anomalous else -1.0
+        self.threshold = float(self.contract.threshold)
+
+    def run(self, features: Features, batch_size: int) -> ScoreBatch:
+        """One session run for the whole batch."""
+        if batch_size == 0:
+            return ScoreBatch(np.zeros(0), np.zeros((0, len(self.activities)), np.float32))
+        feed: dict[str, npt.NDArray[np.generic]] = {}
+        for name, parts in self._bindings:
+            if len(parts) == 1:
+                feed[name] = features[parts[0]]
+            else:
+                feed[name] = np.concatenate([features[p] for p in parts], axis=1)
+        try:
+            results = self._session.run(self._outputs, feed)
+        except Exception as exc:
+            line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{self.path}: scoring failed: {line}") from None
+        scores = np.asarray(results[0], dtype=np.float64).reshape(batch_size) * self._score_sign
+        if len(results) > 1:
+            residuals = np.asarray(results[1], dtype=np.float32)
+        else:
+            residuals = np.zeros((batch_size, len(self.activities)), np.float32)
+        return ScoreBatch(scores, residuals)
+
+
+def load_scorer(
+    path: str | Path, *, contract_path: str | Path | None = None, intra_op_threads: int = 1
+) -> Scorer:
+    return Scorer(path, contract_path=contract_path, intra_op_threads=intra_op_threads)

@@ -1,0 +1,420 @@
+"""Daemon settings, read from ``CASEWATCH_*`` environment variables.
+
+Every field maps to ``CASEWATCH_<FIELD NAME IN UPPER CASE>``. Any librdkafka property passes
+through ``CASEWATCH_KAFKA__<PROPERTY>``: the part after ``KAFKA__`` is lower-cased and its
+underscores become dots, so ``CASEWATCH_KAFKA__SASL_MECHANISM=PLAIN`` sets ``sasl.mechanism``.
+Pass-through properties apply to both the consumer and the producer and override casewatch's own
+defaults. Values of properties whose name looks secret are held as ``SecretStr`` and never printed.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+
+from casewatch.errors import ConfigError
+
+ENV_PREFIX = "CASEWATCH_"
+KAFKA_ENV_PREFIX = f"{ENV_PREFIX}KAFKA__"
+REDACTED = "**********"
+
+# Substrings of librdkafka property names whose values are credentials (sasl.password,
+# ssl.key.password, sasl.oauthbearer.client.secret, sasl.jaas.config, ...).
+_SECRET_MARKERS = ("password", "secret", "key", "token", "jaas", "credential")
+_SECRET_PROPERTIES = frozenset({"sasl.oauthbearer.config"})
+
+# Field names of the XES standard extension attributes, as flattened by most exporters.
+XES_FIELD_NAMES = {
+    "case_id_field": "case:concept:name",
+    "activity_field": "concept:name",
+    "timestamp_field": "time:timestamp",
+}
+
+_LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
+_DISABLED = frozenset({"", "0", "none", "null", "off", "false"})
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable that sets ``field_name``."""
+    return f"{ENV_PREFIX}{field_name.upper()}"
+
+
+def kafka_property(name: str) -> str:
+    """The librdkafka property of a pass-through key: ``SASL_MECHANISM`` is ``sasl.mechanism``."""
+    return name.strip().lower().replace("_", ".")
+
+
+def is_secret_property(name: str) -> bool:
+    return name in _SECRET_PROPERTIES or any(marker in name for marker in _SECRET_MARKERS)
+
+
+def bundled_model_path() -> Path:
+    """The reference scorer shipped inside the package."""
+    return Path(str(importlib.resources.files("casewatch") / "models" / "reference.onnx"))
+
+
+NonEmptyStr = Annotated[str, Field(min_length=1)]
+
+# str first: a plain property value stays a str, only values already wrapped stay secret.
+_PropertyValue = Annotated[str | SecretStr, Field(union_mode="left_to_right")]
+
+
+def _reveal(value: SecretStr | str) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+class Settings(BaseSettings):
+    """Everything the daemon can be configured with; immutable once loaded."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        frozen=True,
+        extra="ignore",
+    )
+
+    bootstrap_servers: NonEmptyStr = Field(
+        "localhost:9092", description="Kafka bootstrap servers, comma-separated."
+    )
+    input_topic: NonEmptyStr = Field("casewatch-events", description="Topic of input events.")
+    output_topic: NonEmptyStr = Field(
+        "casewatch-evaluations", description="Topic evaluations are published to."
+    )
+    dlq_topic: NonEmptyStr = Field(
+        "casewatch-dlq",
+        description="Dead-letter topic for input messages that cannot be decoded.",
+    )
+    group_id: NonEmptyStr = Field("casewatch", description="Kafka consumer group id.")
+    model_path: Path = Field(
+        default_factory=bundled_model_path,
+        description="ONNX scorer to load; defaults to the reference model bundled in the package.",
+        json_schema_extra={"doc_default": "bundled `casewatch/models/reference.onnx`"},
+    )
+    model_watch_interval_seconds: float | None = Field(
+        5.0,
+        ge=0,
+        description=(
+            "How often to check the model file for changes and hot-reload it (0 or empty: only "
+            "on SIGHUP). Replace the file atomically (write elsewhere, then rename)."
+        ),
+    )
+    contract_path: Path | None = Field(
+        None,
+        description="JSON model contract for a scorer whose ONNX metadata carries none.",
+    )
+    score_policy: Literal["close", "every_event"] = Field(
+        "close",
+        description="Score a case when it closes, or after every event it receives.",
+    )
+    close_field: NonEmptyStr = Field(
+        "close", description="Input field holding the boolean close marker."
+    )
+    end_activities: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Activities that close their case, comma-separated.",
+        json_schema_extra={"doc_default": "(none)"},
+    )
+    field_preset: Literal["default", "xes"] = Field(
+        "default",
+        description=(
+            "Input field-name convention; `xes` reads `case:concept:name`, `concept:name` and "
+            "`time:timestamp`. Explicit `*_FIELD` settings still win."
+        ),
+    )
+    case_id_field: NonEmptyStr = Field(
+        "case_id",
+        description="Input field holding the case id (the Kafka key is used when it is absent).",
+    )
+    activity_field: NonEmptyStr = Field(
+        "activity", description="Input field holding the activity name."
+    )
+    timestamp_field: NonEmptyStr = Field(
+        "timestamp",
+        description="Input field holding the event time: epoch seconds or ISO-8601.",
+    )
+    attributes_field: NonEmptyStr = Field(
+        "attributes", description="Input field holding the event's attribute object."
+    )
+    idle_ttl_seconds: float | None = Field(
+        3600.0,
+        ge=0,
+        description=(
+            "Score and drop a case once its partition's stream time (Kafka record timestamps) "
+            "has moved on this long past its last event; 0 disables."
+        ),
+    )
+    idle_quiet_seconds: float | None = Field(
+        None,
+        ge=0,
+        description=(
+            "How long a partition may deliver no record (in the daemon's running time) before "
+            "its stream time follows the running clock, so the cases of a stream that stopped "
+            "still time out; 0 keeps them until the partition's next record."
+        ),
+        json_schema_extra={"doc_default": "the TTL"},
+    )
+    max_open_cases: int = Field(
+        1_000_000,
+        gt=0,
+        description="Bound on cases held in memory; the least recently active are evicted.",
+    )
+    max_batch_size: int = Field(2000, gt=0, description="Most messages consumed per batch.")
+    max_batch_wait_ms: int = Field(
+        100, ge=0, description="Longest wait for a batch to fill, in milliseconds."
+    )
+    max_message_bytes: int = Field(
+        1_048_576, gt=0, description="Input messages larger than this go to the dead-letter topic."
+    )
+    commit_interval_seconds: float = Field(
+        1.0, gt=0, description="How often delivered input offsets are committed."
+    )
+    max_pending_outputs: int = Field(
+        200_000,
+        gt=0,
+        description="Undelivered output records at which consumption pauses (back-pressure).",
+    )
+    shutdown_timeout_seconds: float = Field(
+        10.0, ge=0, description="Time allowed to flush outputs and commit on shutdown."
+    )
+    metrics_host: str = Field(
+        "0.0.0.0", description="Address of the /metrics, /healthz and /readyz HTTP server."
+    )
+    metrics_port: int = Field(
+        9108, ge=0, le=65535, description="Port of the metrics HTTP server; 0 picks a free port."
+    )
+    log_level: str = Field(
+        "INFO", description="Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL."
+    )
+    log_format: Literal["json", "console"] = Field(
+        "json", description="`json` for log collectors, `console` for humans."
+    )
+    intra_op_threads: int = Field(
+        1,
+        ge=0,
+        description="onnxruntime intra-op threads; 0 lets onnxruntime choose.",
+    )
+    auto_offset_reset: Literal["earliest", "latest"] = Field(
+        "earliest", description="Where a consumer group without committed offsets starts."
+    )
+    offset_out_of_range: Literal["earliest", "latest", "fail"] = Field(
+        "earliest",
+        description=(
+            "What to do when a committed offset is no longer in the partition (retention "
+            "deleted it): resume from the earliest or latest offset, or stop with an error."
+        ),
+    )
+    changelog_topic: str | None = Field(
+        None,
+        description=(
+            "Compacted topic holding the open cases' state, one partition per input partition "
+            "(default: `<group_id>--<input_topic>--changelog`, one per consumer group)."
+        ),
+    )
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        "at_least_once",
+        description=(
+            "`exactly_once` writes evaluations, state and input offsets in one Kafka "
+            "transaction per checkpoint (needs brokers with transactions)."
+        ),
+    )
+    transactional_id: str | None = Field(
+        None,
+        description=(
+            "Transactional id for `exactly_once`; must be stable per instance so a restarted "
+            "instance fences its predecessor (default: `casewatch-<group_id>-<hostname>`)."
+        ),
+    )
+    startup_timeout_seconds: float = Field(
+        60.0,
+        ge=0,
+        description=(
+            "How long start-up retries, with backoff, a broker it cannot reach or an input topic "
+            "that does not exist yet before it exits."
+        ),
+    )
+    restore_batch_size: int = Field(
+        20_000, gt=0, description="Changelog records restored per loop iteration."
+    )
+    kafka: dict[str, _PropertyValue] = Field(
+        default_factory=dict,
+        description=(
+            "librdkafka properties passed through to both clients: "
+            "`CASEWATCH_KAFKA__SASL_MECHANISM` sets `sasl.mechanism` (lower-cased, `_` as `.`)."
+        ),
+        json_schema_extra={
+            "doc_env": f"{KAFKA_ENV_PREFIX}<PROPERTY>",
+            "doc_default": "(none)",
+        },
+    )
+
+    @field_validator("end_activities", mode="before")
+    @classmethod
+    def _split_activities(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                try:
+                    return json.loads(value)
+                except json.JSONDecodeError:
+                    raise ValueError("must be a JSON list or comma-separated names") from None
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("idle_ttl_seconds", "model_watch_interval_seconds", mode="before")
+    @classmethod
+    def _ttl_off(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and value.strip().lower() in _DISABLED):
+            return None
+        return value
+
+    @field_validator("idle_ttl_seconds", "model_watch_interval_seconds")
+    @classmethod
+    def _zero_ttl_is_off(cls, value: float | None) -> float | None:
+        return value or None
+
+    @field_validator("contract_path", "idle_quiet_seconds", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _known_level(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            level = value.strip().upper()
+            if level not in _LOG_LEVELS:
+                raise ValueError(f"must be one of {', '.join(_LOG_LEVELS)}")
+            return level
+        return value
+
+    @field_validator("kafka", mode="before")
+    @classmethod
+    def _librdkafka_properties(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        properties: dict[str, SecretStr | str] = {}
+        for raw_name, raw in value.items():
+            name = kafka_property(str(raw_name))
+            if isinstance(raw, SecretStr):
+                text = raw.get_secret_value()
+            elif isinstance(raw, bool):
+                text = "true" if raw else "false"
+            elif isinstance(raw, str | int | float):
+                text = str(raw)
+            else:
+                raise ValueError(f"property {name!r} must be a string, number or boolean")
+            properties[name] = SecretStr(text) if is_secret_property(name) else text
+        return properties
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_field_preset(cls, data: Any) -> Any:
+        if isinstance(data, dict) and str(data.get("field_preset", "")).lower() == "xes":
+            data = {**XES_FIELD_NAMES, **data}
+        return data
+
+    @model_validator(mode="after")
+    def _changelog_is_a_topic_name(self) -> Settings:
+        if not _TOPIC_NAME.fullmatch(self.changelog):
+            raise ValueError(
+                f"changelog topic {self.changelog!r} is not a valid Kafka topic name (letters, "
+                "digits, '.', '_', '-', at most 249): set CASEWATCH_CHANGELOG_TOPIC"
+            )
+        return self
+
+    def consumer_config(self) -> dict[str, Any]:
+        """confluent-kafka configuration of the input consumer (see ``casewatch.kafka.config``)."""
+        from casewatch.kafka.config import consumer_config  # noqa: PLC0415 - avoids a cycle
+
+        return consumer_config(self)
+
+    def producer_config(self) -> dict[str, Any]:
+        """confluent-kafka configuration of the output producer."""
+        from casewatch.kafka.config import producer_config  # noqa: PLC0415 - avoids a cycle
+
+        return producer_config(self)
+
+    @property
+    def changelog(self) -> str:
+        """The state changelog topic: one per consumer group, so groups never share state."""
+        return self.changelog_topic or f"{self.group_id}--{self.input_topic}--changelog"
+
+    @property
+    def idle_quiet(self) -> float | None:
+        """The quiet limit the evaluator uses: the TTL unless set; None when off."""
+        if self.idle_quiet_seconds is None:
+            return self.idle_ttl_seconds
+        return self.idle_quiet_seconds or None
+
+    @property
+    def legacy_changelog(self) -> str:
+        """The changelog name of earlier releases, shared by every group on the input topic."""
+        return f"{self.input_topic}-casewatch-changelog"
+
+    def redacted(self) -> dict[str, Any]:
+        """All settings as plain values, safe to log: secret pass-through values are masked."""
+        values = self.model_dump(mode="json", exclude={"kafka"})
+        values["kafka"] = {
+            name: REDACTED if isinstance(value, SecretStr) or is_secret_property(name) else value
+            for name, value in self.kafka.items()
+        }
+        return values
+
+    def pass_through(self) -> dict[str, str]:
+        """The ``CASEWATCH_KAFKA__*`` properties with their secrets revealed."""
+        return {name: _reveal(value) for name, value in self.kafka.items()}
+
+
+def _error_location(loc: tuple[int | str, ...]) -> str:
+    if not loc:
+        return ENV_PREFIX.rstrip("_")
+    head = str(loc[0])
+    if head == "kafka" and len(loc) > 1:
+        return f"{KAFKA_ENV_PREFIX}{str(loc[1]).upper().replace('.', '_')}"
+    return env_name(head)
+
+
+def _one_line(error: ValidationError) -> str:
+    parts = []
+    for detail in error.errors(include_url=False):
+        message = str(detail["msg"]).removeprefix("Value error, ")
+        parts.append(f"{_error_location(tuple(detail['loc']))}: {message}")
+    return "; ".join(parts).replace("\n", " ")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings from the environment; keyword arguments win over the environment.
+
+    Raises ConfigError with one line naming the environment variable at fault.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc)) from None
+    except SettingsError as exc:
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        raise ConfigError(f"{exc}{cause}".replace("\n", " ")) from None
+
+
+def unknown_env_names(environ: Mapping[str, str]) -> list[str]:
+    """``CASEWATCH_*`` variables in ``environ`` that set nothing, usually a misspelt setting.
+
+    Worth a warning, not an error: Kubernetes injects ``CASEWATCH_SERVICE_HOST``-style variables
+    into pods when a Service shares the name.
+    """
+    known = {env_name(name) for name in Settings.model_fields}
+    return sorted(
+        name
+        for name in (key.upper() for key in environ)
+        if name.startswith(ENV_PREFIX)
+        and name not in known
+        and not name.startswith(KAFKA_ENV_PREFIX)
+    )

@@ -1,0 +1,113 @@
+"""The state changelog: a compacted topic with the latest state of every open case.
+
+Keyed by case_id, written to the partition of the same number as the case's input partition,
+so the owner of input partition p restores its cases from changelog partition p alone. A state
+record's payload carries the offset of the last input event it reflects; a tombstone (a case
+that closed, timed out or was evicted) carries that offset in a header.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+import confluent_kafka
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from casewatch.errors import ConfigError, KafkaFailure
+from casewatch.kafka.config import admin_config
+from casewatch.kafka.producer import OutputProducer
+from casewatch.settings import Settings
+from casewatch.state.changes import StateChanges
+from casewatch.telemetry.logging import get_logger
+
+log = get_logger(__name__)
+
+SOURCE_OFFSET_HEADER = "casewatch.source.offset"
+
+
+class _ChangeSource(Protocol):
+    def take_state_changes(self) -> StateChanges: ...
+
+
+def write_changes(topic: str, source: _ChangeSource, outputs: OutputProducer) -> int:
+    """Queue tombstones, then states, of everything changed since the last call."""
+    changes = source.take_state_changes()
+    produce = outputs.produce
+    for case_id, partition, offset in changes.departed:
+        headers = [(SOURCE_OFFSET_HEADER, str(offset).encode())]
+        produce(topic, case_id.encode(), None, headers, partition)
+    for case_id, partition, state in changes.states:
+        produce(topic, case_id.encode(), state, None, partition)
+    return len(changes)
+
+
+def ensure_changelog(
+    settings: Settings, admin: AdminClient, metadata: Any, partitions: int, timeout: float
+) -> None:
+    """Make sure the changelog exists with exactly the input's ``partitions``.
+
+    Created compacted through the admin API; where the broker cannot (no controller, no rights)
+    a metadata request auto-creates it with the broker's defaults instead. Raises ConfigError
+    when its partition count differs from the input's: the cases of input partition p are
+    restored from changelog partition p, so any other count would restore the wrong cases.
+    """
+    changelog = settings.changelog
+    existing = metadata.topics.get(changelog)
+    if existing is not None and existing.error is None:
+        have = len(existing.partitions)
+    else:
+        _note_legacy(settings, metadata)
+        have = _create(settings, admin, partitions, timeout)
+    if have != partitions:
+        raise ConfigError(
+            f"changelog topic {changelog!r} has {have} partitions but input topic "
+            f"{settings.input_topic!r} has {partitions}: recreate the changelog with "
+            f"{partitions} partitions, or set CASEWATCH_CHANGELOG_TOPIC to a new topic"
+        )
+
+
+def _note_legacy(settings: Settings, metadata: Any) -> None:
+    # Earlier releases named the changelog after the input topic only, so every group on the
+    # topic shared it. Its records cannot be told apart by group, so they are not taken over.
+    legacy = settings.legacy_changelog
+    if settings.changelog_topic is None and legacy in metadata.topics:
+        log.warning(
+            "legacy_changelog_not_restored",
+            legacy_topic=legacy,
+            changelog_topic=settings.changelog,
+            hint=f"set CASEWATCH_CHANGELOG_TOPIC={legacy} to keep restoring from it",
+        )
+
+
+def _create(settings: Settings, admin: AdminClient, partitions: int, timeout: float) -> int:
+    changelog = settings.changelog
+    topic = NewTopic(
+        changelog,
+        num_partitions=partitions,
+        replication_factor=-1,
+        config={"cleanup.policy": "compact"},
+    )
+    future = admin.create_topics([topic], operation_timeout=timeout)[changelog]
+    try:
+        future.result(timeout=timeout + 2)
+        log.info("changelog_created", topic=changelog, partitions=partitions, compacted=True)
+    except Exception as exc:  # any failure falls back to auto-creation
+        log.warning("changelog_admin_create_failed", topic=changelog, error=str(exc))
+    return _partition_count(settings, changelog, timeout)
+
+
+def _partition_count(settings: Settings, topic: str, timeout: float) -> int:
+    """Partitions of ``topic``, auto-created by the metadata request if it does not exist."""
+    producer: Any = confluent_kafka.Producer(admin_config(settings))
+    deadline = time.monotonic() + timeout
+    while True:
+        found = producer.list_topics(topic, timeout=timeout).topics.get(topic)
+        # A freshly auto-created topic can report "leader not available" for a moment.
+        if found is not None and found.error is None and found.partitions:
+            return len(found.partitions)
+        if time.monotonic() > deadline:
+            error = "no metadata" if found is None else found.error
+            raise KafkaFailure(f"cannot create the changelog topic {topic!r}: {error}")
+        time.sleep(0.1)
