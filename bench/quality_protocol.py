@@ -22,6 +22,7 @@ from pathlib import Path
 
 from casewatch._logs import read_log
 from casewatch._quality import subsample_anomalous
+from casewatch._threshold import DEFAULT_FALSE_ALARM_RATE, METHODS, ThresholdMethod
 from casewatch._train import TrainOptions, train
 
 HEADER = [
@@ -30,11 +31,16 @@ HEADER = [
 ]
 
 
-def evaluate(log: Path, rate: str, scratch: Path) -> dict[str, float]:
+def evaluate(
+    log: Path, rate: str, scratch: Path, method: ThresholdMethod, false_alarm_rate: float
+) -> dict[str, float]:
     traces = read_log(log)
     if rate != "native":
         traces = subsample_anomalous(traces, float(rate))
-    options = TrainOptions(name="protocol", version="0", train_fraction=0.5)
+    options = TrainOptions(
+        name="protocol", version="0", train_fraction=0.5,
+        threshold_method=method, false_alarm_rate=false_alarm_rate,
+    )  # fmt: skip
     report = train(traces, scratch / "m.onnx", options, source=str(log))
     assert report.held_out is not None and report.held_out.quality is not None
     q = report.held_out.quality
@@ -62,6 +68,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("logs", nargs="+", type=Path)
     parser.add_argument("--rates", nargs="+", default=["native", "0.05"])
+    parser.add_argument("--threshold-method", choices=sorted(METHODS), default="mode")
+    parser.add_argument("--false-alarm-rate", type=float, default=DEFAULT_FALSE_ALARM_RATE)
     parser.add_argument("--json", type=Path, help="write the figures as JSON")
     parser.add_argument("--card", type=Path, help="model card whose protocol section to replace")
     args = parser.parse_args()
@@ -71,7 +79,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for rate in args.rates:
             for log in args.logs:
-                figures = evaluate(log, rate, Path(scratch))
+                figures = evaluate(
+                    log, rate, Path(scratch), args.threshold_method, args.false_alarm_rate
+                )
                 results.setdefault(log.name, {})[rate] = figures
                 rows.append(row(log.name, rate, figures))
                 print(rows[-1], flush=True)

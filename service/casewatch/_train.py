@@ -18,7 +18,7 @@ from casewatch._logs import Trace
 from casewatch._ngram import fit_ngram
 from casewatch._offline import OfflineResult, replay
 from casewatch._scorer import Scorer
-from casewatch._threshold import ThresholdMethod, calibrate
+from casewatch._threshold import DEFAULT_FALSE_ALARM_RATE, ThresholdMethod, calibrate
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,9 +26,9 @@ class TrainOptions:
     name: str
     version: str
     order: int = 3
-    alpha: float = 0.1
     sequence_length: int = 32
-    threshold_method: ThresholdMethod = "otsu"
+    threshold_method: ThresholdMethod = "mode"
+    false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE
     train_fraction: float = 1.0
 
 
@@ -51,7 +51,7 @@ def split(traces: Sequence[Trace], fraction: float) -> tuple[list[Trace], list[T
 def train(traces: Sequence[Trace], out: Path, options: TrainOptions, *, source: str) -> TrainReport:
     """Fit on the training share, calibrate without labels, export, and score the rest."""
     training, held_out = split(traces, options.train_fraction)
-    tables = fit_ngram(training, order=options.order, alpha=options.alpha)
+    tables = fit_ngram(training, order=options.order)
     description = (
         f"{tables.order}-gram activity model with {len(tables.attribute_names)} per-event "
         "attribute(s) scored against the activity and the case's neighbouring value; "
@@ -70,8 +70,16 @@ def train(traces: Sequence[Trace], out: Path, options: TrainOptions, *, source: 
     onnx.save(model, str(out))
     # The threshold comes from the training cases scored by the same evaluator the daemon runs.
     training_scores = replay(training, Scorer(out), policy="close").scores
-    threshold = calibrate(training_scores, options.threshold_method)
-    contract = read_contract(model, origin=str(out)).model_copy(update={"threshold": threshold})
+    threshold = calibrate(training_scores, options.threshold_method, options.false_alarm_rate)
+    flag_rate = float(np.mean(training_scores > threshold))
+    uses_rate = options.threshold_method in ("mode", "evt")
+    contract = read_contract(model, origin=str(out)).model_copy(
+        update={
+            "threshold": threshold,
+            "false_alarm_rate": options.false_alarm_rate if uses_rate else None,
+            "expected_flagged_share": flag_rate,
+        }
+    )
     embed_contract(model, contract)
     onnx.save(model, str(out))
     held = replay(held_out, Scorer(out), policy="close") if held_out else None
@@ -85,7 +93,7 @@ def train(traces: Sequence[Trace], out: Path, options: TrainOptions, *, source: 
             training=training,
             held_out=held,
             threshold=threshold,
-            flag_rate=float(np.mean(training_scores > threshold)),
+            flag_rate=flag_rate,
             attributes=tables.attribute_names,
             order=tables.order,
         ),
@@ -96,7 +104,7 @@ def train(traces: Sequence[Trace], out: Path, options: TrainOptions, *, source: 
         card=card,
         threshold=threshold,
         training_cases=len(training),
-        training_flag_rate=float(np.mean(training_scores > threshold)),
+        training_flag_rate=flag_rate,
         held_out=held,
     )
 
@@ -130,10 +138,11 @@ def model_card(
         "",
         f"- Inputs: the last {options.sequence_length} activity ids of the case (start-padded), "
         "the per-event categorical attributes of those events, n_events and the closed flag.",
-        f"- Transitions: interpolated {order}-gram probabilities (additive smoothing "
-        f"alpha={options.alpha}, backing off to shorter contexts); the end of a closed case is "
-        "scored as END given the last activity only (logs cut while cases were running end "
-        "after contexts complete cases never end after).",
+        f"- Transitions: {order}-gram probabilities, Witten-Bell interpolated with shorter "
+        "contexts down to a unigram that keeps for an unseen activity the share of distinct "
+        "activities among the training events; the end of a closed case is scored as END given "
+        "the last activity only (logs cut while cases were running end after contexts complete "
+        "cases never end after).",
         f"- Per-event attributes: {', '.join(attributes) or 'none'}. Each value is scored "
         "against a mixture of 'same value as the case's previous event' (weight learnt per "
         "activity) and its distribution given the activity, Witten-Bell smoothed so that "
@@ -141,7 +150,9 @@ def model_card(
         "both its activity and the next event find it odd (a rare value the case keeps is the "
         "case's own); a case's only event is not judged on its attributes.",
         "- Each feature's surprises are scaled down so that their training 99th percentile is at "
-        "most log 100: a feature that is noisy on normal cases cannot dominate sharp ones.",
+        "most log 100 for the activities and log 7 for each attribute: a feature that is noisy "
+        "on normal cases cannot dominate sharp ones, and a legitimate attribute value unseen in "
+        "training does not outweigh a transition the process never makes.",
         "- Event score: log(max_j p(j | context)) - log p(observed | context), so 0 means the most "
         "expected event and unknown activities or values score high.",
         "- Per-transition residual: the largest event score among the case's events of that "
@@ -152,11 +163,14 @@ def model_card(
         "## Threshold",
         "",
         f"- Method: `{options.threshold_method}` on the training cases' scores, no labels "
-        f"(see `casewatch._threshold`). Threshold = {threshold:.4f}; "
-        f"{flag_rate:.1%} of training cases score above it.",
-        "- Why Otsu: normal cases pile up near 0 and anomalous ones form a second mode; the "
-        "split between the modes held up best across logs against median+MAD, a fixed ratio "
-        "and a 2-component mixture on log-scores (`bench/threshold_methods.py`). It never goes "
+        f"(see `casewatch._threshold`), false-alarm rate {options.false_alarm_rate:g}. "
+        f"Threshold = {threshold:.4f}; {flag_rate:.1%} of training cases score above it "
+        "(the expected flagged share, also in the contract).",
+        "- `mode`: Otsu's split when the cases above it form a mode of their own (median "
+        "likelihood ratio at least 20), else SPOT (generalized Pareto tail) at the false-alarm "
+        "rate, so a log without a separate anomalous mode gets about that share of alerts. "
+        "Chosen over SPOT alone, DAPNN's lowest plateau, Otsu and a 2-component mixture on the "
+        "shared logs at both anomalous shares (`bench/threshold_methods.py`). It never goes "
         "below a likelihood ratio of 10.",
         "",
         "## Measured quality",
