@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +13,7 @@ import onnx
 from casewatch._contract import embed_contract, read_contract
 from casewatch._export import build_model
 from casewatch._logs import Trace
+from casewatch._model_card import CardFacts, model_card
 from casewatch._ngram import fit_ngram
 from casewatch._offline import OfflineResult, replay
 from casewatch._scorer import Scorer
@@ -72,31 +71,18 @@ def train(traces: Sequence[Trace], out: Path, options: TrainOptions, *, source: 
     training_scores = replay(training, Scorer(out), policy="close").scores
     threshold = calibrate(training_scores, options.threshold_method, options.false_alarm_rate)
     flag_rate = float(np.mean(training_scores > threshold))
-    uses_rate = options.threshold_method in ("mode", "evt")
-    contract = read_contract(model, origin=str(out)).model_copy(
-        update={
-            "threshold": threshold,
-            "false_alarm_rate": options.false_alarm_rate if uses_rate else None,
-            "expected_flagged_share": flag_rate,
-        }
-    )
-    embed_contract(model, contract)
-    onnx.save(model, str(out))
+    contract_text = _calibrated(model, out, options, threshold, flag_rate)
     held = replay(held_out, Scorer(out), policy="close") if held_out else None
     card = out.with_suffix(".md")
+    facts = CardFacts(
+        name=options.name, version=options.version, source=source,
+        train_fraction=options.train_fraction, sequence_length=options.sequence_length,
+        order=tables.order, attributes=tables.attribute_names,
+        threshold_method=options.threshold_method, false_alarm_rate=options.false_alarm_rate,
+        threshold=threshold, flag_rate=flag_rate,
+    )  # fmt: skip
     card.write_text(
-        model_card(
-            out,
-            contract_text=contract.to_json(),
-            options=options,
-            source=source,
-            training=training,
-            held_out=held,
-            threshold=threshold,
-            flag_rate=flag_rate,
-            attributes=tables.attribute_names,
-            order=tables.order,
-        ),
+        model_card(out, facts, contract_text=contract_text, training=training, held_out=held),
         encoding="utf-8",
     )
     return TrainReport(
@@ -109,85 +95,18 @@ def train(traces: Sequence[Trace], out: Path, options: TrainOptions, *, source: 
     )
 
 
-def model_card(
-    path: Path,
-    *,
-    contract_text: str,
-    options: TrainOptions,
-    source: str,
-    training: Sequence[Trace],
-    held_out: OfflineResult | None,
-    threshold: float,
-    flag_rate: float,
-    attributes: list[str],
-    order: int,
+def _calibrated(
+    model: onnx.ModelProto, out: Path, options: TrainOptions, threshold: float, flag_rate: float
 ) -> str:
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    n_events = sum(len(t.events) for t in training)
-    activities = len({e.name for t in training for e in t.events})
-    lines = [
-        f"# Model card: {options.name} {options.version}",
-        "",
-        f"- File: `{path.name}` (sha256 `{digest}`)",
-        f"- Trained: {dt.datetime.now(dt.UTC).date().isoformat()} by `casewatch train`",
-        f"- Data: `{Path(source).name}`, first {len(training)} cases in file order "
-        f"(train fraction {options.train_fraction}), {n_events} events, {activities} activities. "
-        "Labels in the log are never read for training or for the threshold.",
-        "",
-        "## Features and scoring",
-        "",
-        f"- Inputs: the last {options.sequence_length} activity ids of the case (start-padded), "
-        "the per-event categorical attributes of those events, n_events and the closed flag.",
-        f"- Transitions: {order}-gram probabilities, Witten-Bell interpolated with shorter "
-        "contexts down to a unigram that keeps for an unseen activity the share of distinct "
-        "activities among the training events; the end of a closed case is scored as END given "
-        "the last activity only (logs cut while cases were running end after contexts complete "
-        "cases never end after).",
-        f"- Per-event attributes: {', '.join(attributes) or 'none'}. Each value is scored "
-        "against a mixture of 'same value as the case's previous event' (weight learnt per "
-        "activity) and its distribution given the activity, Witten-Bell smoothed so that "
-        "long-tailed attributes expect unseen values. A first event's value counts only when "
-        "both its activity and the next event find it odd (a rare value the case keeps is the "
-        "case's own); a case's only event is not judged on its attributes.",
-        "- Each feature's surprises are scaled down so that their training 99th percentile is at "
-        "most log 100 for the activities and log 7 for each attribute: a feature that is noisy "
-        "on normal cases cannot dominate sharp ones, and a legitimate attribute value unseen in "
-        "training does not outweigh a transition the process never makes.",
-        "- Event score: log(max_j p(j | context)) - log p(observed | context), so 0 means the most "
-        "expected event and unknown activities or values score high.",
-        "- Per-transition residual: the largest event score among the case's events of that "
-        "activity (END charged to the last activity). Trace score: the largest residual "
-        "(a sum would grow with case length and hide one impossible event among many normal ones).",
-        "- Cases longer than the ring are judged on the events the ring still holds plus END.",
-        "",
-        "## Threshold",
-        "",
-        f"- Method: `{options.threshold_method}` on the training cases' scores, no labels "
-        f"(see `casewatch._threshold`), false-alarm rate {options.false_alarm_rate:g}. "
-        f"Threshold = {threshold:.4f}; {flag_rate:.1%} of training cases score above it "
-        "(the expected flagged share, also in the contract).",
-        "- `mode`: Otsu's split when the cases above it form a mode of their own (median "
-        "likelihood ratio at least 20), else SPOT (generalized Pareto tail) at the false-alarm "
-        "rate, so a log without a separate anomalous mode gets about that share of alerts. "
-        "Chosen over SPOT alone, DAPNN's lowest plateau, Otsu and a 2-component mixture on the "
-        "shared logs at both anomalous shares (`bench/threshold_methods.py`). It never goes "
-        "below a likelihood ratio of 10.",
-        "",
-        "## Measured quality",
-        "",
-    ]
-    if held_out is not None and held_out.quality is not None:
-        q = held_out.quality
-        lines += [
-            f"Held-out cases (the remaining {q.n_cases} cases; case level; anomalous = any "
-            "injected anomaly):",
-            "",
-            "| precision | recall | F1 | PR-AUC | flagged | anomalous |",
-            "|---|---|---|---|---|---|",
-            f"| {q.precision:.3f} | {q.recall:.3f} | {q.f1:.3f} | {q.pr_auc:.3f} | "
-            f"{q.n_flagged} | {q.n_anomalous} |",
-        ]
-    else:
-        lines.append("No labelled held-out cases were available at training time.")
-    lines += ["", "## Contract", "", "```json", contract_text, "```", ""]
-    return "\n".join(lines)
+    """Write the threshold, the rate it was chosen for and the alert volume into the contract."""
+    uses_rate = options.threshold_method in ("mode", "evt")
+    contract = read_contract(model, origin=str(out)).model_copy(
+        update={
+            "threshold": threshold,
+            "false_alarm_rate": options.false_alarm_rate if uses_rate else None,
+            "expected_flagged_share": flag_rate,
+        }
+    )
+    embed_contract(model, contract)
+    onnx.save(model, str(out))
+    return contract.to_json()
