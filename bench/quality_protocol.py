@@ -9,7 +9,8 @@ second half with the daemon's evaluator, print a Markdown table.
         [--rates native 0.05] [--json results.json] [--card models/reference.md]
 
 With ``--card`` the table also replaces the protocol section of a model card; ``--json`` keeps
-the figures for a before/after comparison.
+the figures, and ``--before`` (figures kept earlier, e.g. ``bench/quality-reference-1.1.0.json``
+for the previous reference recipe) adds a before/after table.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from casewatch._threshold import DEFAULT_FALSE_ALARM_RATE, METHODS, ThresholdMet
 from casewatch._train import TrainOptions, train
 
 HEADER = [
-    "| log | rate | true share | flagged share | precision | recall | F1 | PR-AUC | threshold |",
-    "|---|---|---|---|---|---|---|---|---|",
+    "| log | rate | true share | flagged share | flagged in training | precision | recall | F1 "
+    "| PR-AUC | threshold |",
+    "|---|---|---|---|---|---|---|---|---|---|",
 ]
 
 
@@ -59,8 +61,8 @@ def evaluate(
 def row(log: str, rate: str, r: dict[str, float]) -> str:
     return (
         f"| {log} | {rate} | {r['true_share']:.3f} | {r['flagged_share']:.3f} | "
-        f"{r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | {r['pr_auc']:.3f} | "
-        f"{r['threshold']:.3f} |"
+        f"{r['training_flagged_share']:.3f} | {r['precision']:.3f} | {r['recall']:.3f} | "
+        f"{r['f1']:.3f} | {r['pr_auc']:.3f} | {r['threshold']:.3f} |"
     )
 
 
@@ -71,6 +73,7 @@ def main() -> None:
     parser.add_argument("--threshold-method", choices=sorted(METHODS), default="mode")
     parser.add_argument("--false-alarm-rate", type=float, default=DEFAULT_FALSE_ALARM_RATE)
     parser.add_argument("--json", type=Path, help="write the figures as JSON")
+    parser.add_argument("--before", type=Path, help="earlier --json figures to compare with")
     parser.add_argument("--card", type=Path, help="model card whose protocol section to replace")
     args = parser.parse_args()
     rows = list(HEADER)
@@ -87,8 +90,35 @@ def main() -> None:
                 print(rows[-1], flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    if args.before:
+        comparison = compare(json.loads(args.before.read_text(encoding="utf-8")), results)
+        print("", *comparison, sep="\n")
+        rows += ["", *comparison]
     if args.card:
         replace_section(args.card, rows)
+
+
+FIGURES = [("F1", "f1"), ("precision", "precision"), ("recall", "recall"), ("PR-AUC", "pr_auc"),
+           ("flagged share", "flagged_share")]  # fmt: skip
+
+
+def compare(
+    before: dict[str, dict[str, dict[str, float]]], after: dict[str, dict[str, dict[str, float]]]
+) -> list[str]:
+    """Before/after rows for every log and rate present in both, ``before -> after`` per cell."""
+    out = [
+        "| log | rate | true share | " + " | ".join(name for name, _ in FIGURES) + " |",
+        "|---|---|---|" + "---|" * len(FIGURES),
+    ]
+    rates = sorted({r for figures in after.values() for r in figures}, key=lambda r: r != "native")
+    for rate in rates:
+        for log in sorted(after):
+            if rate not in after[log] or rate not in before.get(log, {}):
+                continue
+            old, new = before[log][rate], after[log][rate]
+            cells = [f"{old[key]:.3f} → {new[key]:.3f}" for _, key in FIGURES]
+            out.append(f"| {log} | {rate} | {new['true_share']:.3f} | " + " | ".join(cells) + " |")
+    return out
 
 
 START, END = "<!-- protocol:start -->", "<!-- protocol:end -->"
@@ -103,7 +133,8 @@ def replace_section(card: Path, rows: list[str]) -> None:
             "Same training recipe, fitted on the first half of each log's cases (labels never "
             "read, threshold chosen without labels), scored on the second half, at the log's "
             "native anomalous share and subsampled to 5% anomalous cases "
-            "(`bench/quality_protocol.py`):",
+            "(`bench/quality_protocol.py`). A second table, when present, compares each figure "
+            "with the previous recipe's (before → after):",
             "",
             *rows,
             END,
