@@ -5,7 +5,9 @@ evenly spread subset of the anomalous ones), the scorer is fitted once on the fi
 cases (labels never read); each method picks its threshold from the training cases' scores
 alone, and the flags on the second half are compared with the labels. Cells read
 ``F1 / flagged share as a multiple of the true share``; the last column is the best F1 any
-threshold reaches on the held-out scores (what a perfect label-free method could get).
+threshold reaches on the held-out scores (what a perfect label-free method could get). At rate
+``0.0`` (every anomalous case removed) a cell is the share of the training cases flagged: the
+alert volume a clean log would get.
 
     .venv/bin/python bench/threshold_methods.py ../shared/data/eventlogs/*.csv.gz \
         [--rates native 0.05] [--false-alarm-rate 0.005]
@@ -30,19 +32,30 @@ Scores = np.ndarray
 
 
 def cells(training: Scores, held: Scores, labels: list[bool], rate: float) -> list[float]:
-    """F1 and flagged/true share per method, then the best F1 over all thresholds."""
+    """F1 and flagged/true share per method, then the best F1 over all thresholds; for a log
+    without anomalous cases, NaN and the share of training cases flagged."""
     out: list[float] = []
-    true_share = max(float(np.mean(labels)), 1e-9)
+    true_share = float(np.mean(labels))
     for method in METHODS:
         threshold = calibrate(training, method, rate)  # type: ignore[arg-type]
+        if true_share == 0:
+            out += [float("nan"), float(np.mean(training > threshold))]
+            continue
         flagged = held > threshold
         out += [case_quality(labels, held.tolist(), flagged.tolist()).f1,
                 float(flagged.mean()) / true_share]  # fmt: skip
+    if true_share == 0:
+        return [*out, float("nan")]
     candidates = np.unique(held)
     out.append(
         max(case_quality(labels, held.tolist(), (held >= c).tolist()).f1 for c in candidates)
     )
     return out
+
+
+def render(row: list[float]) -> list[str]:
+    pairs = [(row[i], row[i + 1]) for i in range(0, len(row) - 1, 2)]
+    return [f"flags {x:.1%}" if np.isnan(f1) else f"{f1:.3f} / {x:.1f}x" for f1, x in pairs]
 
 
 def main() -> None:
@@ -70,13 +83,12 @@ def main() -> None:
                 row = cells(training_scores, report.held_out.scores, labels, args.false_alarm_rate)
                 kind = "bpic" if log.name.startswith("bpic") else "synthetic"
                 groups.setdefault(f"{kind} {rate}", []).append(row)
-                text = [f"{row[2 * i]:.3f} / {row[2 * i + 1]:.1f}x" for i in range(len(methods))]
-                print(f"| {log.name} | {rate} | " + " | ".join(text) + f" | {row[-1]:.3f} |")
+                print(f"| {log.name} | {rate} | " + " | ".join(render(row)) + f" | {row[-1]:.3f} |")
     for name, rows in groups.items():
         mean = np.mean(rows, axis=0)
         worst = np.max(rows, axis=0)
-        text = [f"{mean[2 * i]:.3f} / {worst[2 * i + 1]:.1f}x" for i in range(len(methods))]
-        print(f"| mean F1 / worst share, {name} | | " + " | ".join(text) + f" | {mean[-1]:.3f} |")
+        summary = [*(v for i in range(len(methods)) for v in (mean[2 * i], worst[2 * i + 1])), 0]
+        print(f"| mean F1 / worst share, {name} | | " + " | ".join(render(summary)) + " | |")
 
 
 if __name__ == "__main__":
