@@ -77,6 +77,25 @@ def test_a_log_without_anomalies_flags_about_the_false_alarm_rate(tmp_path: Path
         assert report.training_flag_rate <= 2 * rate
 
 
+def test_false_alarm_rate_from_the_command_line_reaches_the_contract(tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_text(
+        "\n".join(
+            json.dumps({"case_id": t.case_id, "activity": e.name, "attributes": e.attributes})
+            for t in normal_traces(300)
+            for e in t.events
+        )
+    )
+    model = tmp_path / "m.onnx"
+    result = run_cli("train", str(log), "--out", str(model), "--threshold-method", "evt",
+                     "--false-alarm-rate", "0.02")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    contract = Scorer(model).contract
+    assert (contract.threshold_method, contract.false_alarm_rate) == ("evt", 0.02)
+    assert contract.expected_flagged_share is not None
+    assert f"{contract.expected_flagged_share:.1%} of training cases above it" in result.stdout
+
+
 def test_train_rejects_a_false_alarm_rate_out_of_range(tmp_path: Path) -> None:
     result = run_cli("train", str(BUNDLED), "--out", str(tmp_path / "m.onnx"),
                      "--false-alarm-rate", "0.7")  # fmt: skip
