@@ -6,12 +6,14 @@ such cases the training log holds is unknown: 30% in the benchmark logs, 1-10% i
 none in a clean one. The methods:
 
 - ``mode`` (the default): Otsu's split when the cases above it form an anomalous mode (their
-  median is a likelihood ratio of at least 20 and they are at most 40% of the cases), else SPOT
-  at the false-alarm rate. A split inside normal variation leaves above it cases that are only
-  mildly unusual, a split below a genuine anomalous mode leaves cases the process (almost) never
-  produces: the median of the upper class tells the two apart. A "mode" of more than 40% of the
-  cases is how the process runs (a real log whose every case holds some rare event). Without an
-  anomalous mode the share of cases flagged is about the false-alarm rate.
+  median is a likelihood ratio of at least 20 and at least 8 times the ratio of the median case
+  below the split, and they are at most 40% of the cases), else SPOT at the false-alarm rate. A
+  split inside normal variation leaves above it cases that are only mildly unusual, a split below
+  a genuine anomalous mode leaves cases the process (almost) never produces: the median of the
+  upper class tells the two apart. In a real log of long cases every case holds some rare event
+  and the whole distribution sits high, so the upper class must also stand out from the lower;
+  and a "mode" of more than 40% of the cases is how the process runs. Without an anomalous mode
+  the share of cases flagged is about the false-alarm rate.
 - ``evt``: SPOT (``casewatch._evt``): the score the chosen share of cases exceeds, from a
   generalized Pareto fit of the tail. It flags about that share whatever the log holds, so it
   loses recall when more cases than that are anomalous.
@@ -51,6 +53,8 @@ _PLATEAU_POINTS = 200
 FLOOR = math.log(10.0)
 # Median score of the cases above a split for them to count as a mode of their own.
 MODE_LEVEL = math.log(20.0)
+# ... and their median at least this far above the median of the cases below it.
+MODE_SEPARATION = math.log(8.0)
 # A "mode" holding more of the cases than this is how the process runs, not anomalies.
 MAX_MODE_SHARE = 0.4
 DEFAULT_FALSE_ALARM_RATE = 0.005
@@ -136,9 +140,11 @@ def lowest_plateau(scores: Scores) -> float:
 def mode_or_tail(scores: Scores, false_alarm_rate: float) -> float:
     """Otsu's split when the cases above it form an anomalous mode, else SPOT."""
     split = otsu(scores)
-    upper = scores[scores > split]
-    minority = 0 < upper.size <= MAX_MODE_SHARE * scores.size
-    if minority and float(np.median(upper)) >= MODE_LEVEL:
+    upper, lower = scores[scores > split], scores[scores <= split]
+    if not 0 < upper.size <= MAX_MODE_SHARE * scores.size:
+        return spot(scores, false_alarm_rate)
+    high = float(np.median(upper))
+    if high >= MODE_LEVEL and high - float(np.median(lower)) >= MODE_SEPARATION:
         return split
     return spot(scores, false_alarm_rate)
 

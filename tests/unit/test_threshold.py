@@ -45,6 +45,11 @@ def test_mode_falls_back_to_the_tail_without_an_anomalous_mode() -> None:
     for rate in (0.01, 0.002):
         flagged = float(np.mean(scores > calibrate(scores, "mode", rate)))
         assert flagged == pytest.approx(rate, rel=0.3)
+    # Every case of a log of long cases holds some rare event: the whole distribution sits high
+    # and its upper part is not a mode of its own.
+    shifted = np.concatenate([rng.normal(2.5, 0.3, 7_000), rng.normal(3.8, 0.3, 3_000)])
+    assert np.median(shifted[shifted > otsu(shifted)]) >= MODE_LEVEL
+    assert np.mean(shifted > calibrate(shifted, "mode", 0.01)) < 0.02
     # Half of the cases far out is how this process runs, not an anomalous mode.
     bimodal = np.concatenate([rng.normal(0.5, 0.2, 5_000), rng.normal(8.0, 0.5, 5_000)])
     assert np.mean(bimodal > calibrate(bimodal, "mode", 0.01)) < 0.02
