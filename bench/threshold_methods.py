@@ -88,7 +88,10 @@ def main() -> None:
         mean = np.mean(rows, axis=0)
         worst = np.max(rows, axis=0)
         summary = [*(v for i in range(len(methods)) for v in (mean[2 * i], worst[2 * i + 1])), 0]
-        print(f"| mean F1 / worst share, {name} | | " + " | ".join(render(summary)) + " | |")
+        best = "" if np.isnan(mean[-1]) else f"{mean[-1]:.3f}"
+        print(
+            f"| mean F1 / worst share, {name} | | " + " | ".join(render(summary)) + f" | {best} |"
+        )
 
 
 if __name__ == "__main__":

@@ -112,7 +112,8 @@ def _threshold(facts: CardFacts) -> list[str]:
         f"Threshold = {facts.threshold:.4f}; {facts.flag_rate:.1%} of training cases score "
         "above it (the expected flagged share, also in the contract).",
         "- `mode`: Otsu's split when the cases above it form an anomalous mode (median "
-        "likelihood ratio at least 20, at most 40% of the cases), else SPOT (generalized "
+        "likelihood ratio at least 20 and 8 times that of the median case below the split, at "
+        "most 40% of the cases), else SPOT (generalized "
         "Pareto tail) at the false-alarm rate, so a log without an anomalous mode gets about "
         "that share of alerts. "
         "Chosen over SPOT alone, DAPNN's lowest plateau, Otsu and a 2-component mixture on the "
