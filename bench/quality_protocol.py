@@ -55,6 +55,10 @@ def evaluate(
         "pr_auc": q.pr_auc,
         "threshold": report.threshold,
         "training_flagged_share": report.training_flag_rate,
+        # The recipe fitted on the earlier half of the training cases, on the later half.
+        "later_flagged_share": (
+            float("nan") if report.later_flag_rate is None else report.later_flag_rate
+        ),
     }
 
 

@@ -29,6 +29,15 @@ Otsu on the synthetic logs at 30% and 5% and, unlike Otsu and the mixture, keeps
 near the false-alarm rate on logs with 0-1% anomalous cases; ``evt`` is the best at 1% and the
 worst at 30%; the plateau sits inside the anomalous mode on most logs.
 
+In-sample scores flatter a process that keeps changing: every case was part of the fit, so a
+log whose later cases bring activities and transitions the earlier ones never had looks calm in
+training and alarming in production. ``casewatch._train`` therefore also replays the recipe on
+time (fit on the earlier half of the training cases, threshold from those, score the later half).
+When that flags more than ``MAX_MODE_SHARE`` of the later cases, the threshold fitted in-sample
+does not describe unseen cases, and ``unseen_guard`` raises it to SPOT on the later half's
+scores (a share ``false_alarm_rate`` of unseen cases above it). On a process that stays the same
+the replay flags about what the in-sample threshold does and nothing changes.
+
 Whatever the method, the threshold never goes below a likelihood ratio of 10 (``FLOOR``): on a
 log with no anomalies at all, a split would otherwise land inside normal variation, such as a
 choice between two branches taken 1:3.
@@ -147,6 +156,18 @@ def mode_or_tail(scores: Scores, false_alarm_rate: float) -> float:
     if high >= MODE_LEVEL and high - float(np.median(lower)) >= MODE_SEPARATION:
         return split
     return spot(scores, false_alarm_rate)
+
+
+def unseen_guard(
+    threshold: float, unseen: Scores, unseen_flagged_share: float, false_alarm_rate: float
+) -> float:
+    """The threshold, raised to SPOT on ``unseen`` scores when the replay on time flagged more than
+    ``MAX_MODE_SHARE`` of them: an alarm on most new cases says the in-sample scores missed how
+    the process changes, not that most cases are anomalous."""
+    finite = unseen[np.isfinite(unseen)]
+    if unseen_flagged_share <= MAX_MODE_SHARE or finite.size == 0:
+        return threshold
+    return max(threshold, spot(finite, false_alarm_rate))
 
 
 METHODS: dict[str, Callable[[Scores, float], float]] = {

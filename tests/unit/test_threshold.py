@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from casewatch._evt import fit_pareto, spot
-from casewatch._threshold import FLOOR, MODE_LEVEL, calibrate, lowest_plateau, mode_or_tail, otsu
+from casewatch._threshold import (
+    FLOOR,
+    MAX_MODE_SHARE,
+    MODE_LEVEL,
+    calibrate,
+    lowest_plateau,
+    mode_or_tail,
+    otsu,
+    unseen_guard,
+)
 
 
 def test_pareto_fit_recovers_known_tails() -> None:
@@ -64,3 +73,13 @@ def test_calibrate_refuses_a_rate_outside_zero_to_a_half_and_keeps_the_floor() -
     with pytest.raises(ValueError, match="false-alarm rate"):
         calibrate(np.ones(10), "mode", 0.5)
     assert calibrate(np.zeros(1000), "evt", 0.01) == FLOOR
+
+
+def test_the_unseen_guard_acts_only_when_the_replay_on_time_flags_most_new_cases() -> None:
+    rng = np.random.default_rng(4)
+    unseen = rng.normal(11.0, 0.5, 2000)  # new cases all far above the in-sample threshold
+    assert unseen_guard(5.0, unseen, MAX_MODE_SHARE, 0.01) == 5.0
+    raised = unseen_guard(5.0, unseen, 0.9, 0.01)
+    assert float(np.mean(unseen > raised)) == pytest.approx(0.01, abs=0.01)
+    # Never lowered: unseen scores below the in-sample threshold leave it as it is.
+    assert unseen_guard(20.0, unseen, 0.9, 0.01) == 20.0

@@ -10,7 +10,9 @@ import onnx
 import pytest
 
 from casewatch import Scorer, StreamingEvaluator
+from casewatch._events import StreamingEvent
 from casewatch._logs import Trace
+from casewatch._offline import replay
 from casewatch._threshold import FLOOR, calibrate
 from casewatch._train import TrainOptions, train
 from tests.unit.conftest import make_trace, normal_traces
@@ -154,3 +156,40 @@ def test_reference_model_ships_and_validates() -> None:
     evaluator = StreamingEvaluator(REPO / "models" / "reference.onnx")
     assert evaluator.identity.name == "reference"
     assert (REPO / "models" / "reference.md").exists()
+
+
+def drifting_traces(count: int) -> list[Trace]:
+    """A process without a routine: each case takes a few of many rare steps, so nearly every
+    transition of a new case is one training never had (as in a municipality's permit log)."""
+    rng = np.random.default_rng(5)
+    traces = []
+    for i in range(count):
+        steps = ["A", *(f"step {s}" for s in rng.choice(300, size=4, replace=False)), "E"]
+        events = [
+            StreamingEvent(f"d{i}", name, timestamp=1_700_000_000.0 + j)
+            for j, name in enumerate(steps)
+        ]
+        traces.append(Trace(f"d{i}", events, False, None, ()))
+    return traces
+
+
+def test_a_process_that_keeps_changing_does_not_alarm_on_every_new_case(tmp_path: Path) -> None:
+    """In-sample scores miss the change; the replay on time sees it and raises the threshold."""
+    traces = drifting_traces(1000)
+    options = TrainOptions(name="m", version="1", train_fraction=0.5)
+    report = train(traces, tmp_path / "m.onnx", options, source="x")
+    assert report.later_flag_rate is not None and report.later_flag_rate > 0.4
+    assert report.held_out is not None
+    training = replay(traces[:500], Scorer(report.path), policy="close").scores
+    in_sample = calibrate(training, "mode", options.false_alarm_rate)
+    assert float(np.mean(report.held_out.scores > in_sample)) > 0.5
+    assert float(np.mean(report.held_out.flagged)) < 0.05
+    assert "Replayed on time" in report.card.read_text()
+
+
+def test_a_stable_process_keeps_its_in_sample_threshold(tmp_path: Path) -> None:
+    options = TrainOptions(name="m", version="1", train_fraction=0.5)
+    report = train(with_anomalies(), tmp_path / "m.onnx", options, source="x")
+    assert report.later_flag_rate is not None and report.later_flag_rate < 0.4
+    training = replay(with_anomalies()[:200], Scorer(report.path), policy="close").scores
+    assert report.threshold == calibrate(training, "mode")

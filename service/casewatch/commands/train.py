@@ -56,6 +56,11 @@ def run(args: argparse.Namespace) -> int:
         f"threshold {report.threshold:.4f} ({options.threshold_method}), "
         f"{report.training_flag_rate:.1%} of training cases above it"
     )
+    if report.later_flag_rate is not None:
+        print(
+            f"fitted on the earlier half of the training cases, the recipe flags "
+            f"{report.later_flag_rate:.1%} of the later half"
+        )
     if report.held_out is not None and report.held_out.quality is not None:
         q = report.held_out.quality
         print(
