@@ -131,12 +131,17 @@ class FakeProducer:
     def __len__(self) -> int:
         return len(self._queue)
 
-    def release(self, count: int) -> None:
-        """Serve the oldest ``count`` delivery reports, even while held."""
+    def release(self, count: int, *, newest: bool = False) -> None:
+        """Serve ``count`` delivery reports, the oldest (or newest) first, even while held.
+
+        Reports of records on different partitions arrive in any order.
+        """
         hold, self.hold = self.hold, False
-        queue, self._queue = self._queue[count:], self._queue[:count]
+        split = len(self._queue) - count if newest else count
+        first, last = self._queue[:split], self._queue[split:]
+        self._queue, kept = (last, first) if newest else (first, last)
         self._serve()
-        self._queue, self.hold = queue + self._queue, hold
+        self._queue, self.hold = kept + self._queue, hold
 
     def records(self, topic: str) -> list[FakeMessage]:
         """Records delivered to ``topic``, in order."""
