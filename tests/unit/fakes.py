@@ -13,6 +13,7 @@ the code under test builds its clients as it always does.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from types import SimpleNamespace
 from typing import Any
 
 import confluent_kafka
@@ -197,6 +198,14 @@ class FakeConsumer:
         self.stored: dict[tuple[str, int], int] = {}
         self.commit_error: confluent_kafka.KafkaError | None = None
         self.closed = False
+        # Group membership: on the first consume after subscribe, every partition of the
+        # subscribed topics is assigned through on_assign, as the group coordinator would.
+        self.subscribed: list[str] = []
+        self.callbacks: dict[str, Any] = {}
+        self.partitions_per_topic = 2
+        self._joined = False
+        # Called when a consume finds nothing left to read, so a test can stop the loop.
+        self.when_drained: Any = None
 
     def append(self, message: FakeMessage) -> None:
         log = self.logs.setdefault((message.topic(), message.partition()), [])
@@ -243,9 +252,38 @@ class FakeConsumer:
             return len(self.logs.get(name, []))
         return self.stored.get(name, self.low.get(name, 0))
 
+    # -- group membership -------------------------------------------------------------------
+
+    def subscribe(self, topics: list[str], **callbacks: Any) -> None:
+        self.subscribed = list(topics)
+        self.callbacks = callbacks
+        self._joined = False
+
+    def _join(self) -> None:
+        self._joined = True
+        partitions = [
+            confluent_kafka.TopicPartition(topic, number)
+            for topic in self.subscribed
+            for number in range(self.partitions_per_topic)
+        ]
+        self.callbacks["on_assign"](self, partitions)
+
+    def _drained(self) -> bool:
+        return not self.paused and all(
+            self.positions.get(name, 0) >= len(self.logs.get(name, [])) for name in self.assigned
+        )
+
     # -- reading ----------------------------------------------------------------------------
 
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[FakeMessage]:
+        if self.subscribed and not self._joined:
+            self._join()
+        batch = self._read(num_messages)
+        if not batch and self.when_drained is not None and self._drained():
+            self.when_drained()
+        return batch
+
+    def _read(self, num_messages: int) -> list[FakeMessage]:
         batch: list[FakeMessage] = []
         for name in self.assigned:
             if name in self.paused:
@@ -309,7 +347,35 @@ class FakeConsumer:
         return "group-metadata"
 
     def close(self) -> None:
+        # Leaving the group revokes what is assigned, inside close, as librdkafka does.
+        if self.subscribed and self._joined and "on_revoke" in self.callbacks:
+            mine = [confluent_kafka.TopicPartition(t, p) for t, p in self.assigned]
+            self.callbacks["on_revoke"](self, mine)
         self.closed = True
+        self.journal.append(("close", "", None))
+
+
+class FakeAdmin:
+    """Metadata only: the topics and their partition counts the cluster has."""
+
+    def __init__(self, topics: dict[str, int]) -> None:
+        self.topics = topics
+
+    def __call__(self, config: dict[str, Any]) -> FakeAdmin:
+        return self
+
+    def list_topics(self, topic: str | None = None, timeout: float = -1) -> SimpleNamespace:
+        found = {
+            name: SimpleNamespace(
+                error=None, partitions={p: SimpleNamespace(id=p) for p in range(n)}
+            )
+            for name, n in self.topics.items()
+            if topic is None or name == topic
+        }
+        return SimpleNamespace(topics=found)
+
+    def poll(self, timeout: float = 0) -> int:
+        return 0
 
 
 def _names(partitions: Iterable[confluent_kafka.TopicPartition]) -> set[tuple[str, int]]:
@@ -320,17 +386,29 @@ def install(
     monkeypatch: pytest.MonkeyPatch,
     *,
     producer: FakeProducer | None = None,
-    consumer: FakeConsumer | None = None,
+    consumer: FakeConsumer | list[FakeConsumer] | None = None,
 ) -> None:
-    """Make ``confluent_kafka.Producer``/``Consumer`` return the given fakes for one test."""
+    """Make ``confluent_kafka.Producer``/``Consumer`` return the given fakes for one test.
+
+    Given a list, each consumer built takes the next fake in it.
+    """
     if producer is not None:
         monkeypatch.setattr(
             confluent_kafka, "Producer", lambda config: _configured(producer, config)
         )
-    if consumer is not None:
+    if isinstance(consumer, FakeConsumer):
         monkeypatch.setattr(
             confluent_kafka, "Consumer", lambda config: _configured(consumer, config)
         )
+    elif consumer is not None:
+        queue = list(consumer)
+
+        def build(config: dict[str, Any]) -> FakeConsumer:
+            if not queue:
+                raise AssertionError("more consumers built than the test provided")
+            return _configured(queue.pop(0), config)
+
+        monkeypatch.setattr(confluent_kafka, "Consumer", build)
 
 
 def fake_outputs(
