@@ -9,21 +9,26 @@ What only a broker shows (group protocol, restarts, exactly-once) is in ``tests/
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import confluent_kafka
 import pytest
+import structlog
 
 from casewatch import StreamingEvaluator, StreamingEvent
 from casewatch.daemon.decode import INVALID_REASONS
 from casewatch.daemon.loop import Daemon
 from casewatch.errors import DeliveryFailure
+from casewatch.offline.train import TrainOptions, train
 from casewatch.settings import Settings
 from casewatch.state.changelog import write_changes
 from casewatch.telemetry.metrics import Telemetry
-from tests.unit.conftest import USERS
+from tests.unit.conftest import USERS, normal_traces
 from tests.unit.fakes import (
     FakeAdmin,
     FakeConsumer,
@@ -40,15 +45,21 @@ _MOST_CONSUMES = 100_000  # a loop that never drains its input fails instead of 
 
 
 class Input(FakeConsumer):
+    """The input consumer; ``each_batch`` sees every non-empty batch before the loop does."""
+
     def __init__(self, journal: list[Any]) -> None:
         super().__init__(journal=journal)
         self.consumes = 0
+        self.each_batch: Any = None
 
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[FakeMessage]:
         self.consumes += 1
         if self.consumes > _MOST_CONSUMES:
             raise AssertionError(f"the input was not drained in {_MOST_CONSUMES} consumes")
-        return super().consume(num_messages, timeout)
+        batch = super().consume(num_messages, timeout)
+        if batch and self.each_batch is not None:
+            self.each_batch(batch)
+        return batch
 
 
 def body(case_id: str, activity: str, *, close: bool = False) -> bytes:
@@ -237,3 +248,56 @@ def test_restored_state_is_not_applied_twice(
     cluster.run()
     (evaluation,) = cluster.outputs()
     assert (evaluation["case_id"], evaluation["n_events"]) == ("a", 4)
+
+
+def test_a_commit_rejected_by_a_rebalance_is_retried_at_the_next_checkpoint(
+    monkeypatch: pytest.MonkeyPatch, tiny_model: Path, telemetry: Telemetry
+) -> None:
+    cluster = Cluster(monkeypatch, tiny_model, telemetry, commit_interval_seconds=0.01)
+    cluster.linger = 0.1
+    cluster.input.commit_error = kafka_error(
+        confluent_kafka.KafkaError.REBALANCE_IN_PROGRESS, "Broker: Group rebalance in progress"
+    )
+    send_cases(cluster)
+    with structlog.testing.capture_logs() as logs:
+        cluster.run()
+    rejected = [entry for entry in logs if entry["event"] == "commit_rejected"]
+    assert len(rejected) == 1 and rejected[0]["log_level"] == "warning"
+    kinds = cluster.kinds()
+    assert kinds.index("commit_rejected") < kinds.index("commit") < kinds.index("stop")
+    assert cluster.input.stored == {(IN, 0): 4, (IN, 1): 3}
+
+
+@pytest.fixture(scope="module")
+def newer_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("newer") / "tiny-2.onnx"
+    options = TrainOptions(name="tiny", version="2", sequence_length=8)
+    train(normal_traces(300, seed=11), out, options, source="tiny")
+    return out
+
+
+def test_a_reload_request_swaps_the_model_between_batches(
+    monkeypatch: pytest.MonkeyPatch,
+    tiny_model: Path,
+    newer_model: Path,
+    tmp_path: Path,
+    telemetry: Telemetry,
+) -> None:
+    deployed = tmp_path / "model.onnx"
+    shutil.copyfile(tiny_model, deployed)
+    cluster = Cluster(monkeypatch, deployed, telemetry, max_batch_size=2)
+    for case_id in ("a", "c"):
+        for activity in "AB":
+            cluster.send(0, case_id, body(case_id, activity))
+        cluster.send(0, case_id, body(case_id, "E", close=True))
+
+    def reload_after_a_closes(batch: list[FakeMessage]) -> None:
+        if any(m.offset() == 2 for m in batch):
+            shutil.copyfile(newer_model, tmp_path / "staged.onnx")
+            os.replace(tmp_path / "staged.onnx", deployed)
+            cluster.daemon.request_model_reload()  # what SIGHUP does
+
+    cluster.input.each_batch = reload_after_a_closes
+    cluster.run()
+    versions = [(e["case_id"], e["n_events"], e["model"]["version"]) for e in cluster.outputs()]
+    assert versions == [("a", 3, "1"), ("c", 3, "2")]
