@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 
 import confluent_kafka
 import pytest
@@ -24,6 +24,7 @@ from casewatch.kafka.producer import OutputProducer
 DEAD_LETTER_TOPIC = "dlq"
 Headers = list[tuple[str, bytes]]
 Journal = list[tuple[str, str, Any]]
+Client = TypeVar("Client", "FakeProducer", "FakeConsumer")
 
 
 class FakeMessage:
@@ -429,6 +430,6 @@ def fake_outputs(
     return outputs, producer
 
 
-def _configured(client: Any, config: dict[str, Any]) -> Any:
+def _configured(client: Client, config: dict[str, Any]) -> Client:
     client.config = dict(config)
     return client
