@@ -269,6 +269,11 @@ class FakeConsumer:
         ]
         self.callbacks["on_assign"](self, partitions)
 
+    def revoke(self, partitions: list[confluent_kafka.TopicPartition]) -> None:
+        """The group takes partitions away: on_revoke, then they are no longer assigned."""
+        self.callbacks["on_revoke"](self, partitions)
+        self.incremental_unassign(partitions)
+
     def _drained(self) -> bool:
         return not self.paused and all(
             self.positions.get(name, 0) >= len(self.logs.get(name, [])) for name in self.assigned

@@ -3,6 +3,10 @@ committed; offsets only move forward and nothing is committed past an undelivere
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
+import confluent_kafka
 import pytest
 
 from casewatch.daemon.checkpoint import Checkpoint
@@ -259,3 +263,23 @@ def test_transactional_checkpoint_sends_offsets_in_the_transaction(
     assert consumer.commits == []  # offsets go with the transaction, not through the consumer
     assert checkpoint.commit(consumer, outputs, flush_timeout=1.0)
     assert producer.transactions.count("send_offsets") == 2
+
+
+def test_a_partition_the_broker_refuses_to_commit_is_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Refusing(FakeConsumer):
+        def commit(
+            self, message: Any = None, offsets: Any = None, asynchronous: bool = True
+        ) -> Any:
+            error = kafka_error(
+                confluent_kafka.KafkaError.UNKNOWN_MEMBER_ID, "Broker: Unknown member"
+            )
+            return [SimpleNamespace(partition=tp.partition, error=error) for tp in offsets or ()]
+
+    s = Setup(monkeypatch)
+    s.consumer = Refusing()
+    s.handled(0, 3)
+    with pytest.raises(confluent_kafka.KafkaException, match="Unknown member"):
+        s.commit()
+    assert s.checkpoint.committable() == [(0, 4)]  # not taken as committed: tried again next time

@@ -51,11 +51,15 @@ class Input(FakeConsumer):
         super().__init__(journal=journal)
         self.consumes = 0
         self.each_batch: Any = None
+        self.revoke_next: list[int] = []  # revoked at the start of the next consume
 
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[FakeMessage]:
         self.consumes += 1
         if self.consumes > _MOST_CONSUMES:
             raise AssertionError(f"the input was not drained in {_MOST_CONSUMES} consumes")
+        if self.revoke_next:
+            self.revoke([confluent_kafka.TopicPartition(IN, p) for p in self.revoke_next])
+            self.revoke_next = []
         batch = super().consume(num_messages, timeout)
         if batch and self.each_batch is not None:
             self.each_batch(batch)
@@ -301,3 +305,25 @@ def test_a_reload_request_swaps_the_model_between_batches(
     cluster.run()
     versions = [(e["case_id"], e["n_events"], e["model"]["version"]) for e in cluster.outputs()]
     assert versions == [("a", 3, "1"), ("c", 3, "2")]
+
+
+def test_a_revoked_partition_is_checkpointed_and_its_cases_dropped(
+    monkeypatch: pytest.MonkeyPatch, tiny_model: Path, telemetry: Telemetry
+) -> None:
+    cluster = Cluster(monkeypatch, tiny_model, telemetry, max_batch_size=2)
+    send_cases(cluster)
+
+    def revoke_after_the_bad_message(batch: list[FakeMessage]) -> None:
+        if any((m.partition(), m.offset()) == (1, 1) for m in batch):
+            cluster.input.revoke_next = [1]
+
+    cluster.input.each_batch = revoke_after_the_bad_message
+    cluster.run()
+    # What was handled of partition 1 is committed, its open case is in the changelog for the
+    # next owner, and nothing more of it is read here.
+    assert cluster.input.stored == {(IN, 0): 4, (IN, 1): 2}
+    states = [m.key() for m in cluster.producer.records(CHANGELOG) if m.value() is not None]
+    assert states == [b"b"]
+    assert cluster.evaluator.open_case_count == 0
+    assert [e["case_id"] for e in cluster.outputs()] == ["a"]
+    assert len(cluster.producer.records(DLQ)) == 1
