@@ -6,12 +6,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from casewatch.daemon.decode import INVALID_REASONS
 from casewatch.errors import ConfigError
-from casewatch.telemetry.metrics import Health, Telemetry
+from casewatch.telemetry.health import Health
+from casewatch.telemetry.metrics import Telemetry
 
 EXPECTED = {
     "casewatch_up",
@@ -85,7 +87,7 @@ def test_serve_metrics_and_probes(telemetry: Telemetry) -> None:
     telemetry.events_consumed.inc(5)
     telemetry.count_invalid("not_json")
     telemetry.count_evaluation("close", True)
-    telemetry.latency_event_time.observe(0.2)
+    telemetry.latency_event_time.observe_many(np.array([0.2]))
     telemetry.set_consumer_lag(3, 17)
     telemetry.set_model("reference", "1", "ab" * 32)
     telemetry.mark_commit()
