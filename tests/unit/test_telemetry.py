@@ -8,12 +8,14 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
 
 from casewatch.daemon.decode import INVALID_REASONS
 from casewatch.errors import ConfigError
 from casewatch.telemetry.health import Health
 from casewatch.telemetry.metrics import Telemetry
+from casewatch.telemetry.server import ProbeServer
 
 EXPECTED = {
     "casewatch_up",
@@ -172,3 +174,27 @@ def test_port_in_use_is_config_error(telemetry: Telemetry) -> None:
     other = Telemetry()
     with pytest.raises(ConfigError, match=f"127.0.0.1:{port}"):
         other.serve("127.0.0.1", port)
+
+
+def test_the_probe_server_serves_any_registry_and_health() -> None:
+    registry = CollectorRegistry()
+    Counter("other_things", "Things counted elsewhere.", registry=registry).inc(3)
+    health = Health()
+    server = ProbeServer(registry, health)
+    host, port = server.serve("127.0.0.1", 0)
+    try:
+        with pytest.raises(RuntimeError, match="already running"):
+            server.serve("127.0.0.1", 0)
+        status, body = fetch(f"http://{host}:{port}/metrics")
+        assert status == 200 and "other_things_total 3.0" in body
+        assert fetch(f"http://{host}:{port}/readyz") == (503, "model not loaded\n")
+        health.set_model_loaded(True)
+        health.set_assigned(True)
+        assert fetch(f"http://{host}:{port}/readyz") == (200, "ok\n")
+    finally:
+        server.close()
+
+
+def test_a_liveness_timeout_must_be_positive() -> None:
+    with pytest.raises(ConfigError, match="liveness_timeout_seconds"):
+        Telemetry(liveness_timeout_seconds=0)
