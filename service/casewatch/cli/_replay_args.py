@@ -10,6 +10,9 @@ from casewatch.offline.logs import Trace, read_log
 from casewatch.offline.train import split
 
 SCORE_POLICIES = ("close", "every-event")
+POLICY_HELP = (
+    "score a case when it closes, or after every event (every_event is read as every-event)"
+)
 
 
 def score_policy(value: str) -> str:
@@ -23,7 +26,9 @@ def add_replay_arguments(
     parser.add_argument("log", type=Path, help=LOG_HELP)
     parser.add_argument("--model", type=Path, required=model_required, help="ONNX scorer")
     parser.add_argument("--contract", type=Path, help="contract file for models without one")
-    parser.add_argument("--policy", type=score_policy, choices=SCORE_POLICIES, default=policy)
+    parser.add_argument(
+        "--policy", type=score_policy, choices=SCORE_POLICIES, default=policy, help=POLICY_HELP
+    )
     parser.add_argument(
         "--skip-fraction", type=float, default=0.0,
         help="skip the first share of cases (those a model was trained on)",
