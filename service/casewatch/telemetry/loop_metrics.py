@@ -1,6 +1,6 @@
 """What the processing loop reports to Prometheus, in one place.
 
-Counters the evaluator and the checkpoint keep as running totals are turned into increments
+Running totals kept by the evaluator, the checkpoint and the output producer become increments
 here, so the loop's hot path only hands over numbers it already has.
 """
 
