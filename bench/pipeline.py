@@ -1,7 +1,7 @@
 """The evaluator alone, no broker: StreamingEvaluator.on_events over pre-decoded batches.
 
     .venv/bin/python bench/pipeline.py [--events 200000] [--open-cases 1000] [--batch 2000]
-        [--lengths 5,200] [--policy close|every_event|both] [--repeat 3]
+        [--lengths 5,200] [--policy close|every-event|both] [--repeat 3]
 
 Prints events/s per (policy, case length), best of ``--repeat`` runs, and the ratio of 200-event
 to 5-event cases per policy (1.0 = cost per event independent of case length).
@@ -49,12 +49,15 @@ def main() -> None:
     parser.add_argument("--open-cases", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=2000)
     parser.add_argument("--lengths", default="5,200")
-    parser.add_argument("--policy", choices=["close", "every_event", "both"], default="both")
+    parser.add_argument(
+        "--policy", choices=["close", "every-event", "both"], default="both",
+        type=lambda value: "every-event" if value == "every_event" else value,
+    )  # fmt: skip
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     scorer = Scorer(REFERENCE_MODEL)
     lengths = [int(x) for x in args.lengths.split(",")]
-    policies = ["close", "every_event"] if args.policy == "both" else [args.policy]
+    policies = ["close", "every-event"] if args.policy == "both" else [args.policy]
     work = {n: batches(args.events, n, args.open_cases, args.batch) for n in lengths}
     print(
         f"model {scorer.identity.name}: T={len(scorer.activities)} "
@@ -66,7 +69,7 @@ def main() -> None:
         rates = {}
         for n in lengths:
             rates[n] = max(
-                run_once(scorer, policy == "every_event", work[n]) for _ in range(args.repeat)
+                run_once(scorer, policy == "every-event", work[n]) for _ in range(args.repeat)
             )
             print(f"{policy:<12} {n:>11} {rates[n]:>12,.0f}")
         if len(lengths) > 1:

@@ -1,7 +1,7 @@
 """End to end against one broker and one generated stream: ceiling, naive, casewatch.
 
     .venv/bin/python bench/throughput.py [--events 200000] [--case-length 5] [--open-cases 1000]
-        [--policy close|every_event|both] [--naive-fraction 0.1] [--backlog 20000]
+        [--policy close|every-event|both] [--naive-fraction 0.1] [--backlog 20000]
 
 Broker: ``KAFKA_BOOTSTRAP_SERVERS`` if set, else ``casewatch broker`` in a subprocess. Each
 contender gets fresh topics. A feeder process produces the stream, stamping each event with its
@@ -196,7 +196,7 @@ class Bench:
             "BOOTSTRAP_SERVERS": self.bootstrap, "INPUT_TOPIC": topics["input"],
             "OUTPUT_TOPIC": topics["output"], "DLQ_TOPIC": topics["dlq"], "GROUP_ID": group,
             "MODEL_PATH": str(REFERENCE_MODEL), "METRICS_HOST": "127.0.0.1",
-            "METRICS_PORT": "0", "SCORE_POLICY": "every_event" if every_event else "close",
+            "METRICS_PORT": "0", "SCORE_POLICY": "every-event" if every_event else "close",
             "COMMIT_INTERVAL_SECONDS": str(self.args.commit_interval), "LOG_FORMAT": "json",
             "KAFKA__FETCH_WAIT_MAX_MS": str(FETCH["fetch.wait.max.ms"]),
             "MAX_BATCH_WAIT_MS": str(self.args.batch_wait_ms),
@@ -241,7 +241,10 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--case-length", type=int, default=5)
     parser.add_argument("--open-cases", type=int, default=1000)
-    parser.add_argument("--policy", choices=["close", "every_event", "both"], default="both")
+    parser.add_argument(
+        "--policy", choices=["close", "every-event", "both"], default="both",
+        type=lambda value: "every-event" if value == "every_event" else value,
+    )  # fmt: skip
     parser.add_argument("--naive-fraction", type=float, default=0.1)
     parser.add_argument("--contenders", default="ceiling,naive,casewatch")
     parser.add_argument("--backlog", type=int, default=20_000)
@@ -254,7 +257,7 @@ def main() -> None:
         "(CASEWATCH_MAX_BATCH_WAIT_MS, default as in the daemon)",
     )  # fmt: skip
     args = parser.parse_args()
-    policies = ["close", "every_event"] if args.policy == "both" else [args.policy]
+    policies = ["close", "every-event"] if args.policy == "both" else [args.policy]
     stream = generate(max(1, args.events // args.case_length), args.case_length, args.open_cases)
     small = first_cases(stream, args.naive_fraction)
     bootstrap, broker_process = broker()
@@ -273,7 +276,7 @@ def main() -> None:
             if "ceiling" in wanted:
                 results.append(measure(bench, "ceiling", stream, False))
             for policy in policies:
-                every = policy == "every_event"
+                every = policy == "every-event"
                 if "naive" in wanted:
                     results.append(measure(bench, f"naive {policy}", small, every))
                 if "casewatch" in wanted:

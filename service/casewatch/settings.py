@@ -111,9 +111,12 @@ class Settings(BaseSettings):
         None,
         description="JSON model contract for a scorer whose ONNX metadata carries none.",
     )
-    score_policy: Literal["close", "every_event"] = Field(
+    score_policy: Literal["close", "every-event"] = Field(
         "close",
-        description="Score a case when it closes, or after every event it receives.",
+        description=(
+            "Score a case when it closes, or after every event it receives (`every_event` is "
+            "read as `every-event`)."
+        ),
     )
     close_field: NonEmptyStr = Field(
         "close", description="Input field holding the boolean close marker."
@@ -284,6 +287,12 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("score_policy", mode="before")
+    @classmethod
+    def _policy_alias(cls, value: Any) -> Any:
+        # Existing environments may spell it with an underscore; the hyphen is what users see.
+        return "every-event" if value == "every_event" else value
 
     @field_validator("log_level", mode="before")
     @classmethod

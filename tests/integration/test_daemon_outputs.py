@@ -47,7 +47,7 @@ def test_every_event_policy_emits_one_evaluation_per_event(
 ) -> None:
     events = case_events(200)
     daemon = DaemonProcess(
-        kafka_bootstrap, topics, model_path, tmp_path, score_policy="every_event"
+        kafka_bootstrap, topics, model_path, tmp_path, score_policy="every-event"
     ).start()
     try:
         daemon.wait_ready()
@@ -99,7 +99,7 @@ def test_back_pressure_pauses_consumption_without_losing_outputs(
         topics,
         model_path,
         tmp_path,
-        score_policy="every_event",
+        score_policy="every-event",
         max_pending_outputs=20,
     ).start()
     try:

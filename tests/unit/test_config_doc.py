@@ -47,7 +47,8 @@ def test_readme_carries_the_current_table() -> None:
         pytest.skip(f"README.md has no {START_MARKER} ... {END_MARKER} section yet")
     between = text.split(START_MARKER, 1)[1].split(END_MARKER, 1)[0]
     assert between.strip() == settings_reference_markdown().strip(), (
-        "README.md's settings table is stale; regenerate it with `python -m casewatch.config_doc`"
+        "README.md's settings table is stale; "
+        "regenerate it with `python -m casewatch.cli.config_doc`"
     )
 
 
@@ -56,5 +57,6 @@ def test_env_example_is_generated_from_the_settings() -> None:
 
     example = Path(__file__).parents[2] / "config" / "casewatch.env.example"
     assert example.read_text(encoding="utf-8") == env_example(), (
-        "regenerate: python -m casewatch.config_doc --env-example > config/casewatch.env.example"
+        "regenerate: "
+        "python -m casewatch.cli.config_doc --env-example > config/casewatch.env.example"
     )

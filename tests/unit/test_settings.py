@@ -45,7 +45,7 @@ def test_env_names(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     assert settings.bootstrap_servers == "kafka:9092"
     assert settings.max_batch_size == 500
-    assert settings.score_policy == "every_event"
+    assert settings.score_policy == "every-event"
     assert settings.model_path == Path("/app/models/reference.onnx")
     assert settings.log_level == "DEBUG"
     assert env_name("max_batch_size") == "CASEWATCH_MAX_BATCH_SIZE"

@@ -6,12 +6,16 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
 
 from casewatch.daemon.decode import INVALID_REASONS
 from casewatch.errors import ConfigError
-from casewatch.telemetry.metrics import Health, Telemetry
+from casewatch.telemetry.health import Health
+from casewatch.telemetry.metrics import Telemetry
+from casewatch.telemetry.server import ProbeServer
 
 EXPECTED = {
     "casewatch_up",
@@ -85,7 +89,7 @@ def test_serve_metrics_and_probes(telemetry: Telemetry) -> None:
     telemetry.events_consumed.inc(5)
     telemetry.count_invalid("not_json")
     telemetry.count_evaluation("close", True)
-    telemetry.latency_event_time.observe(0.2)
+    telemetry.latency_event_time.observe_many(np.array([0.2]))
     telemetry.set_consumer_lag(3, 17)
     telemetry.set_model("reference", "1", "ab" * 32)
     telemetry.mark_commit()
@@ -170,3 +174,27 @@ def test_port_in_use_is_config_error(telemetry: Telemetry) -> None:
     other = Telemetry()
     with pytest.raises(ConfigError, match=f"127.0.0.1:{port}"):
         other.serve("127.0.0.1", port)
+
+
+def test_the_probe_server_serves_any_registry_and_health() -> None:
+    registry = CollectorRegistry()
+    Counter("other_things", "Things counted elsewhere.", registry=registry).inc(3)
+    health = Health()
+    server = ProbeServer(registry, health)
+    host, port = server.serve("127.0.0.1", 0)
+    try:
+        with pytest.raises(RuntimeError, match="already running"):
+            server.serve("127.0.0.1", 0)
+        status, body = fetch(f"http://{host}:{port}/metrics")
+        assert status == 200 and "other_things_total 3.0" in body
+        assert fetch(f"http://{host}:{port}/readyz") == (503, "model not loaded\n")
+        health.set_model_loaded(True)
+        health.set_assigned(True)
+        assert fetch(f"http://{host}:{port}/readyz") == (200, "ok\n")
+    finally:
+        server.close()
+
+
+def test_a_liveness_timeout_must_be_positive() -> None:
+    with pytest.raises(ConfigError, match="liveness_timeout_seconds"):
+        Telemetry(liveness_timeout_seconds=0)

@@ -9,6 +9,16 @@ from casewatch.cli._log_args import LOG_HELP, add_column_arguments, log_columns
 from casewatch.offline.logs import Trace, read_log
 from casewatch.offline.train import split
 
+SCORE_POLICIES = ("close", "every-event")
+POLICY_HELP = (
+    "score a case when it closes, or after every event (every_event is read as every-event)"
+)
+
+
+def score_policy(value: str) -> str:
+    """A ``--policy`` value; the underscore spelling ``every_event`` is read as ``every-event``."""
+    return "every-event" if value == "every_event" else value
+
 
 def add_replay_arguments(
     parser: argparse.ArgumentParser, *, policy: str, model_required: bool = True
@@ -16,7 +26,9 @@ def add_replay_arguments(
     parser.add_argument("log", type=Path, help=LOG_HELP)
     parser.add_argument("--model", type=Path, required=model_required, help="ONNX scorer")
     parser.add_argument("--contract", type=Path, help="contract file for models without one")
-    parser.add_argument("--policy", choices=("close", "every-event"), default=policy)
+    parser.add_argument(
+        "--policy", type=score_policy, choices=SCORE_POLICIES, default=policy, help=POLICY_HELP
+    )
     parser.add_argument(
         "--skip-fraction", type=float, default=0.0,
         help="skip the first share of cases (those a model was trained on)",

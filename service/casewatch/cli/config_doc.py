@@ -99,6 +99,13 @@ _ENV_EXAMPLE_FOOTER = """\
 """
 
 
+def _choices(annotation: Any) -> str:
+    """`` One of: a, b.`` for a field with a fixed set of values, so each spelling is shown."""
+    if get_origin(annotation) is not Literal:
+        return ""
+    return " One of: " + ", ".join(str(value) for value in get_args(annotation)) + "."
+
+
 def env_example() -> str:
     """``config/casewatch.env.example``: every setting, commented out, with its default."""
     blocks = [_ENV_EXAMPLE_HEADER]
@@ -115,8 +122,8 @@ def env_example() -> str:
         else:
             shown = str(default)
         text = textwrap.fill(
-            f"{field.description}".replace("`", ""), 98, initial_indent="# ",
-            subsequent_indent="# ",
+            f"{field.description}{_choices(field.annotation)}".replace("`", ""), 98,
+            initial_indent="# ", subsequent_indent="# ", break_on_hyphens=False,
         )  # fmt: skip
         if name == "model_path":
             text += "\n# The container image sets it to the copy baked in at /app/models."

@@ -27,6 +27,7 @@ import msgspec
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from casewatch.cli._replay_args import POLICY_HELP, SCORE_POLICIES, score_policy
 from casewatch.errors import CasewatchError
 from casewatch.events import StreamingEvaluation
 from casewatch.kafka.broker import embedded_broker, ensure_topics
@@ -47,7 +48,9 @@ _STARTUP_SECONDS = 60.0
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log", type=Path, default=None, help="event log (default: bundled)")
-    parser.add_argument("--policy", choices=("close", "every_event"), default="close")
+    parser.add_argument(
+        "--policy", type=score_policy, choices=SCORE_POLICIES, default="close", help=POLICY_HELP
+    )
     parser.add_argument("--rate", type=float, default=0.0, help="events/s; 0 = unthrottled")
     parser.add_argument("--model", type=Path, default=None, help="ONNX scorer (default: bundled)")
     parser.add_argument(

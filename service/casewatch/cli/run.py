@@ -34,7 +34,7 @@ def load_evaluator(settings: Settings) -> StreamingEvaluator:
     """The evaluator the settings describe; raises ModelError when the model cannot be used."""
     return StreamingEvaluator(
         settings.model_path,
-        score_on_every_event=settings.score_policy == "every_event",
+        score_on_every_event=settings.score_policy == "every-event",
         end_activities=settings.end_activities,
         idle_ttl=settings.idle_ttl_seconds,
         idle_quiet=settings.idle_quiet,

@@ -256,9 +256,6 @@ class OutputProducer:
             # in-memory cases: only a restart (restore from the changelog) makes them agree again.
             raise KafkaFailure(f"transaction failed: {reason}") from None
 
-    def queue_length(self) -> int:
-        return len(self._producer)
-
     def raise_first_error(self) -> None:
         if self.first_error is not None:
             raise DeliveryFailure(f"output not delivered: {self.first_error}")

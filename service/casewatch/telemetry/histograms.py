@@ -32,9 +32,6 @@ class _Series:
         self.counts += np.bincount(slots, minlength=self.counts.size)
         self.total += float(values.sum())
 
-    def observe(self, value: float) -> None:
-        self.observe_many(np.array([value]))
-
 
 class BatchHistogram(Collector):
     """Histogram with fixed label values, fed a numpy array per batch."""
@@ -62,9 +59,6 @@ class BatchHistogram(Collector):
 
     def observe_many(self, values: npt.NDArray[np.float64]) -> None:
         self._series[""].observe_many(values)
-
-    def observe(self, value: float) -> None:
-        self._series[""].observe(value)
 
     def collect(self) -> Iterator[HistogramMetricFamily]:
         family = HistogramMetricFamily(

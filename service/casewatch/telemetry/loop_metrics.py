@@ -1,6 +1,6 @@
 """What the processing loop reports to Prometheus, in one place.
 
-Counters the evaluator and the checkpoint keep as running totals are turned into increments
+Running totals kept by the evaluator, the checkpoint and the output producer become increments
 here, so the loop's hot path only hands over numbers it already has.
 """
 
@@ -22,6 +22,16 @@ if TYPE_CHECKING:  # telemetry sits below scoring: the type only, not the module
 
 log = get_logger(__name__)
 _LOGGED_CHARS = 200
+# Totals other parts keep and the loop hands over; the last value seen of each is remembered here.
+_RUNNING_TOTALS = (
+    "unknown",
+    "changelog",
+    "out_of_range",
+    "restored",
+    "oversized",
+    "rerouted",
+    "delivery_errors",
+)
 
 
 class _Counts(Protocol):
@@ -33,6 +43,9 @@ class _Counts(Protocol):
 
 
 class _Outputs(Protocol):
+    @property
+    def failed(self) -> int: ...
+
     @property
     def oversized(self) -> int: ...
 
@@ -50,9 +63,7 @@ class LoopMetrics:
         self._evaluator = evaluator
         self._outputs = outputs
         self._unkeyed_partitions: set[int] = set()
-        self._seen = dict.fromkeys(
-            ("unknown", "changelog", "out_of_range", "restored", "oversized", "rerouted"), 0
-        )
+        self._seen = dict.fromkeys(_RUNNING_TOTALS, 0)
 
     def _increment(self, name: str, total: int, counter: Any) -> None:
         if total > self._seen[name]:
@@ -68,7 +79,12 @@ class LoopMetrics:
         self._increment(
             "unknown", self._evaluator.unknown_activity_events, telemetry.unknown_activities
         )
-        outputs = self._outputs
+        self._count_outputs()
+
+    def _count_outputs(self) -> None:
+        """Delivery failures and oversized records, as the producer counts them."""
+        outputs, telemetry = self._outputs, self.telemetry
+        self._increment("delivery_errors", outputs.failed, telemetry.delivery_errors)
         if outputs.oversized > self._seen["oversized"]:
             self._increment("oversized", outputs.oversized, telemetry.oversized_records)
             self._increment("rerouted", outputs.rerouted, telemetry.dlq_records)
@@ -124,6 +140,7 @@ class LoopMetrics:
         telemetry = self.telemetry
         telemetry.mark_commit()
         self._increment("changelog", changelog_records, telemetry.changelog_records)
+        self._count_outputs()
         telemetry.producer_queue_length.set(pending_outputs)
         telemetry.open_cases.set(self._evaluator.open_case_count)
 
