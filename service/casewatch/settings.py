@@ -10,25 +10,56 @@ defaults. Values of properties whose name looks secret are held as ``SecretStr``
 from __future__ import annotations
 
 import importlib.resources
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
+from casewatch.environment import (
+    ENV_PREFIX,
+    KAFKA_ENV_PREFIX,
+    REDACTED,
+    closest_name,
+    empty_is_none,
+    env_name,
+    is_secret_property,
+    kafka_property,
+    known_log_level,
+    names_list,
+    off_is_none,
+    one_line,
+    property_values,
+    redacted_properties,
+    reveal,
+    unknown_names,
+)
 from casewatch.errors import ConfigError
+from casewatch.kafka.config import ClientOptions, consumer_config, producer_config
 
-ENV_PREFIX = "CASEWATCH_"
-KAFKA_ENV_PREFIX = f"{ENV_PREFIX}KAFKA__"
-REDACTED = "**********"
-
-# Substrings of librdkafka property names whose values are credentials (sasl.password,
-# ssl.key.password, sasl.oauthbearer.client.secret, sasl.jaas.config, ...).
-_SECRET_MARKERS = ("password", "secret", "key", "token", "jaas", "credential")
-_SECRET_PROPERTIES = frozenset({"sasl.oauthbearer.config"})
+__all__ = [
+    "ENV_PREFIX",
+    "KAFKA_ENV_PREFIX",
+    "REDACTED",
+    "XES_FIELD_NAMES",
+    "Settings",
+    "bundled_model_path",
+    "closest_env_name",
+    "env_name",
+    "is_secret_property",
+    "kafka_property",
+    "load_settings",
+    "unknown_env_names",
+]
 
 # Field names of the XES standard extension attributes, as flattened by most exporters.
 XES_FIELD_NAMES = {
@@ -37,23 +68,12 @@ XES_FIELD_NAMES = {
     "timestamp_field": "time:timestamp",
 }
 
-_LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
-_DISABLED = frozenset({"", "0", "none", "null", "off", "false"})
-
-
-def env_name(field_name: str) -> str:
-    """The environment variable that sets ``field_name``."""
-    return f"{ENV_PREFIX}{field_name.upper()}"
-
-
-def kafka_property(name: str) -> str:
-    """The librdkafka property of a pass-through key: ``SASL_MECHANISM`` is ``sasl.mechanism``."""
-    return name.strip().lower().replace("_", ".")
-
-
-def is_secret_property(name: str) -> bool:
-    return name in _SECRET_PROPERTIES or any(marker in name for marker in _SECRET_MARKERS)
+# A duration that ``off`` (or 0, or empty) switches off.
+_Optional = Annotated[
+    float | None, BeforeValidator(off_is_none), AfterValidator(lambda value: value or None)
+]
+_Names = Annotated[list[str], NoDecode, BeforeValidator(names_list)]
 
 
 def bundled_model_path() -> Path:
@@ -65,10 +85,6 @@ NonEmptyStr = Annotated[str, Field(min_length=1)]
 
 # str first: a plain property value stays a str, only values already wrapped stay secret.
 _PropertyValue = Annotated[str | SecretStr, Field(union_mode="left_to_right")]
-
-
-def _reveal(value: SecretStr | str) -> str:
-    return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
 class Settings(BaseSettings):
@@ -99,7 +115,7 @@ class Settings(BaseSettings):
         description="ONNX scorer to load; defaults to the reference model bundled in the package.",
         json_schema_extra={"doc_default": "bundled `casewatch/models/reference.onnx`"},
     )
-    model_watch_interval_seconds: float | None = Field(
+    model_watch_interval_seconds: _Optional = Field(
         5.0,
         ge=0,
         description=(
@@ -107,7 +123,7 @@ class Settings(BaseSettings):
             "on SIGHUP). Replace the file atomically (write elsewhere, then rename)."
         ),
     )
-    contract_path: Path | None = Field(
+    contract_path: Annotated[Path | None, BeforeValidator(empty_is_none)] = Field(
         None,
         description="JSON model contract for a scorer whose ONNX metadata carries none.",
     )
@@ -118,7 +134,7 @@ class Settings(BaseSettings):
     close_field: NonEmptyStr = Field(
         "close", description="Input field holding the boolean close marker."
     )
-    end_activities: Annotated[list[str], NoDecode] = Field(
+    end_activities: _Names = Field(
         default_factory=list,
         description="Activities that close their case, comma-separated.",
         json_schema_extra={"doc_default": "(none)"},
@@ -144,7 +160,7 @@ class Settings(BaseSettings):
     attributes_field: NonEmptyStr = Field(
         "attributes", description="Input field holding the event's attribute object."
     )
-    idle_ttl_seconds: float | None = Field(
+    idle_ttl_seconds: _Optional = Field(
         3600.0,
         ge=0,
         description=(
@@ -152,7 +168,7 @@ class Settings(BaseSettings):
             "has moved on this long past its last event; 0 disables."
         ),
     )
-    idle_quiet_seconds: float | None = Field(
+    idle_quiet_seconds: Annotated[float | None, BeforeValidator(empty_is_none)] = Field(
         None,
         ge=0,
         description=(
@@ -191,7 +207,7 @@ class Settings(BaseSettings):
     metrics_port: int = Field(
         9108, ge=0, le=65535, description="Port of the metrics HTTP server; 0 picks a free port."
     )
-    log_level: str = Field(
+    log_level: Annotated[str, BeforeValidator(known_log_level)] = Field(
         "INFO", description="Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL."
     )
     log_format: Literal["json", "console"] = Field(
@@ -244,7 +260,7 @@ class Settings(BaseSettings):
     restore_batch_size: int = Field(
         20_000, gt=0, description="Changelog records restored per loop iteration."
     )
-    kafka: dict[str, _PropertyValue] = Field(
+    kafka: Annotated[dict[str, _PropertyValue], BeforeValidator(property_values)] = Field(
         default_factory=dict,
         description=(
             "librdkafka properties passed through to both clients: "
@@ -255,64 +271,6 @@ class Settings(BaseSettings):
             "doc_default": "(none)",
         },
     )
-
-    @field_validator("end_activities", mode="before")
-    @classmethod
-    def _split_activities(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            if value.lstrip().startswith("["):
-                try:
-                    return json.loads(value)
-                except json.JSONDecodeError:
-                    raise ValueError("must be a JSON list or comma-separated names") from None
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
-    @field_validator("idle_ttl_seconds", "model_watch_interval_seconds", mode="before")
-    @classmethod
-    def _ttl_off(cls, value: Any) -> Any:
-        if value is None or (isinstance(value, str) and value.strip().lower() in _DISABLED):
-            return None
-        return value
-
-    @field_validator("idle_ttl_seconds", "model_watch_interval_seconds")
-    @classmethod
-    def _zero_ttl_is_off(cls, value: float | None) -> float | None:
-        return value or None
-
-    @field_validator("contract_path", "idle_quiet_seconds", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _known_level(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            level = value.strip().upper()
-            if level not in _LOG_LEVELS:
-                raise ValueError(f"must be one of {', '.join(_LOG_LEVELS)}")
-            return level
-        return value
-
-    @field_validator("kafka", mode="before")
-    @classmethod
-    def _librdkafka_properties(cls, value: Any) -> Any:
-        if not isinstance(value, dict):
-            return value
-        properties: dict[str, SecretStr | str] = {}
-        for raw_name, raw in value.items():
-            name = kafka_property(str(raw_name))
-            if isinstance(raw, SecretStr):
-                text = raw.get_secret_value()
-            elif isinstance(raw, bool):
-                text = "true" if raw else "false"
-            elif isinstance(raw, str | int | float):
-                text = str(raw)
-            else:
-                raise ValueError(f"property {name!r} must be a string, number or boolean")
-            properties[name] = SecretStr(text) if is_secret_property(name) else text
-        return properties
 
     @model_validator(mode="before")
     @classmethod
@@ -330,17 +288,25 @@ class Settings(BaseSettings):
             )
         return self
 
-    def consumer_config(self) -> dict[str, Any]:
-        """confluent-kafka configuration of the input consumer (see ``casewatch.kafka.config``)."""
-        from casewatch.kafka.config import consumer_config  # noqa: PLC0415 - avoids a cycle
+    def client_options(self) -> ClientOptions:
+        """What the Kafka client configurations are built from (``casewatch.kafka.config``)."""
+        return ClientOptions(
+            bootstrap_servers=self.bootstrap_servers,
+            group_id=self.group_id,
+            auto_offset_reset=self.auto_offset_reset,
+            max_pending_outputs=self.max_pending_outputs,
+            processing_guarantee=self.processing_guarantee,
+            transactional_id=self.transactional_id,
+            properties=self.pass_through(),
+        )
 
-        return consumer_config(self)
+    def consumer_config(self) -> dict[str, Any]:
+        """confluent-kafka configuration of the input consumer."""
+        return consumer_config(self.client_options())
 
     def producer_config(self) -> dict[str, Any]:
         """confluent-kafka configuration of the output producer."""
-        from casewatch.kafka.config import producer_config  # noqa: PLC0415 - avoids a cycle
-
-        return producer_config(self)
+        return producer_config(self.client_options())
 
     @property
     def changelog(self) -> str:
@@ -362,32 +328,12 @@ class Settings(BaseSettings):
     def redacted(self) -> dict[str, Any]:
         """All settings as plain values, safe to log: secret pass-through values are masked."""
         values = self.model_dump(mode="json", exclude={"kafka"})
-        values["kafka"] = {
-            name: REDACTED if isinstance(value, SecretStr) or is_secret_property(name) else value
-            for name, value in self.kafka.items()
-        }
+        values["kafka"] = redacted_properties(self.kafka)
         return values
 
     def pass_through(self) -> dict[str, str]:
         """The ``CASEWATCH_KAFKA__*`` properties with their secrets revealed."""
-        return {name: _reveal(value) for name, value in self.kafka.items()}
-
-
-def _error_location(loc: tuple[int | str, ...]) -> str:
-    if not loc:
-        return ENV_PREFIX.rstrip("_")
-    head = str(loc[0])
-    if head == "kafka" and len(loc) > 1:
-        return f"{KAFKA_ENV_PREFIX}{str(loc[1]).upper().replace('.', '_')}"
-    return env_name(head)
-
-
-def _one_line(error: ValidationError) -> str:
-    parts = []
-    for detail in error.errors(include_url=False):
-        message = str(detail["msg"]).removeprefix("Value error, ")
-        parts.append(f"{_error_location(tuple(detail['loc']))}: {message}")
-    return "; ".join(parts).replace("\n", " ")
+        return {name: reveal(value) for name, value in self.kafka.items()}
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -398,7 +344,7 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise ConfigError(_one_line(exc)) from None
+        raise ConfigError(one_line(exc)) from None
     except SettingsError as exc:
         cause = f": {exc.__cause__}" if exc.__cause__ else ""
         raise ConfigError(f"{exc}{cause}".replace("\n", " ")) from None
@@ -410,11 +356,9 @@ def unknown_env_names(environ: Mapping[str, str]) -> list[str]:
     Worth a warning, not an error: Kubernetes injects ``CASEWATCH_SERVICE_HOST``-style variables
     into pods when a Service shares the name.
     """
-    known = {env_name(name) for name in Settings.model_fields}
-    return sorted(
-        name
-        for name in (key.upper() for key in environ)
-        if name.startswith(ENV_PREFIX)
-        and name not in known
-        and not name.startswith(KAFKA_ENV_PREFIX)
-    )
+    return unknown_names(environ, Settings.model_fields)
+
+
+def closest_env_name(variable: str) -> str | None:
+    """The setting a misspelt ``variable`` most likely meant, None when nothing is close."""
+    return closest_name(variable, Settings.model_fields)
