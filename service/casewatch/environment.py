@@ -11,9 +11,14 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic_settings import SettingsError
+
+from casewatch.errors import ConfigError
+
+Model = TypeVar("Model", bound=BaseModel)
 
 ENV_PREFIX = "CASEWATCH_"
 KAFKA_ENV_PREFIX = f"{ENV_PREFIX}KAFKA__"
@@ -83,6 +88,17 @@ def one_line(error: ValidationError) -> str:
         message = str(detail["msg"]).removeprefix("Value error, ")
         parts.append(f"{_error_location(tuple(detail['loc']))}: {message}")
     return "; ".join(parts).replace("\n", " ")
+
+
+def load(model: type[Model], overrides: Mapping[str, Any]) -> Model:
+    """``model`` read from the environment, ``overrides`` winning; ConfigError as one line."""
+    try:
+        return model(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(one_line(exc)) from None
+    except SettingsError as exc:
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        raise ConfigError(f"{exc}{cause}".replace("\n", " ")) from None
 
 
 def unknown_names(environ: Mapping[str, str], fields: Collection[str]) -> list[str]:

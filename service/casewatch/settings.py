@@ -1,30 +1,27 @@
 """Daemon settings, read from ``CASEWATCH_*`` environment variables.
 
-Every field maps to ``CASEWATCH_<FIELD NAME IN UPPER CASE>``. Any librdkafka property passes
-through ``CASEWATCH_KAFKA__<PROPERTY>``: the part after ``KAFKA__`` is lower-cased and its
-underscores become dots, so ``CASEWATCH_KAFKA__SASL_MECHANISM=PLAIN`` sets ``sasl.mechanism``.
-Pass-through properties apply to both the consumer and the producer and override casewatch's own
-defaults. Values of properties whose name looks secret are held as ``SecretStr`` and never printed.
+Every field maps to ``CASEWATCH_<FIELD NAME IN UPPER CASE>``; any librdkafka property passes
+through ``CASEWATCH_KAFKA__<PROPERTY>`` to the clients that understand it, overriding casewatch's
+own defaults; secret-looking values are never printed (``casewatch.environment``).
 """
 
 from __future__ import annotations
 
-import importlib.resources
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BeforeValidator,
-    Field,
-    SecretStr,
-    ValidationError,
-    model_validator,
-)
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
 
+from casewatch.endpoint_settings import (
+    XES_FIELD_NAMES,
+    EndpointSettings,
+    Names,
+    NonEmptyStr,
+    SecondsOrOff,
+    bundled_model_path,
+)
 from casewatch.environment import (
     ENV_PREFIX,
     KAFKA_ENV_PREFIX,
@@ -35,60 +32,31 @@ from casewatch.environment import (
     is_secret_property,
     kafka_property,
     known_log_level,
-    names_list,
-    off_is_none,
-    one_line,
+    load,
     property_values,
     redacted_properties,
     reveal,
     unknown_names,
 )
-from casewatch.errors import ConfigError
 from casewatch.kafka.config import ClientOptions, consumer_config, producer_config
 
-__all__ = [
-    "ENV_PREFIX",
-    "KAFKA_ENV_PREFIX",
-    "REDACTED",
-    "XES_FIELD_NAMES",
-    "Settings",
-    "bundled_model_path",
-    "closest_env_name",
-    "env_name",
-    "is_secret_property",
-    "kafka_property",
-    "load_settings",
-    "unknown_env_names",
-]
-
-# Field names of the XES standard extension attributes, as flattened by most exporters.
-XES_FIELD_NAMES = {
-    "case_id_field": "case:concept:name",
-    "activity_field": "concept:name",
-    "timestamp_field": "time:timestamp",
-}
+# With the environment's spelling of the settings, which others import from here too.
+__all__ = ["REDACTED", "XES_FIELD_NAMES", "Settings", "bundled_model_path", "env_name"]
+__all__ += ["is_secret_property", "kafka_property", "load_settings", "unknown_env_names"]
+__all__ += ["ENV_PREFIX", "KAFKA_ENV_PREFIX", "closest_env_name"]
 
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
-# A duration that ``off`` (or 0, or empty) switches off.
-_Optional = Annotated[
-    float | None, BeforeValidator(off_is_none), AfterValidator(lambda value: value or None)
-]
-_Names = Annotated[list[str], NoDecode, BeforeValidator(names_list)]
-
-
-def bundled_model_path() -> Path:
-    """The reference scorer shipped inside the package."""
-    return Path(str(importlib.resources.files("casewatch") / "models" / "reference.onnx"))
-
-
-NonEmptyStr = Annotated[str, Field(min_length=1)]
-
 # str first: a plain property value stays a str, only values already wrapped stay secret.
 _PropertyValue = Annotated[str | SecretStr, Field(union_mode="left_to_right")]
 
 
-class Settings(BaseSettings):
-    """Everything the daemon can be configured with; immutable once loaded."""
+class Settings(EndpointSettings):
+    """Everything the daemon can be configured with; immutable once loaded.
+
+    After the cluster, topics and model (``EndpointSettings``, listed first): how input is read,
+    when cases are scored and dropped, the loop's bounds, telemetry, and how the daemon keeps
+    its place in Kafka (offsets, the state changelog, transactions, librdkafka pass-through).
+    """
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -98,35 +66,6 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
-    bootstrap_servers: NonEmptyStr = Field(
-        "localhost:9092", description="Kafka bootstrap servers, comma-separated."
-    )
-    input_topic: NonEmptyStr = Field("casewatch-events", description="Topic of input events.")
-    output_topic: NonEmptyStr = Field(
-        "casewatch-evaluations", description="Topic evaluations are published to."
-    )
-    dlq_topic: NonEmptyStr = Field(
-        "casewatch-dlq",
-        description="Dead-letter topic for input messages that cannot be decoded.",
-    )
-    group_id: NonEmptyStr = Field("casewatch", description="Kafka consumer group id.")
-    model_path: Path = Field(
-        default_factory=bundled_model_path,
-        description="ONNX scorer to load; defaults to the reference model bundled in the package.",
-        json_schema_extra={"doc_default": "bundled `casewatch/models/reference.onnx`"},
-    )
-    model_watch_interval_seconds: _Optional = Field(
-        5.0,
-        ge=0,
-        description=(
-            "How often to check the model file for changes and hot-reload it (0 or empty: only "
-            "on SIGHUP). Replace the file atomically (write elsewhere, then rename)."
-        ),
-    )
-    contract_path: Annotated[Path | None, BeforeValidator(empty_is_none)] = Field(
-        None,
-        description="JSON model contract for a scorer whose ONNX metadata carries none.",
-    )
     score_policy: Literal["close", "every_event"] = Field(
         "close",
         description="Score a case when it closes, or after every event it receives.",
@@ -134,7 +73,7 @@ class Settings(BaseSettings):
     close_field: NonEmptyStr = Field(
         "close", description="Input field holding the boolean close marker."
     )
-    end_activities: _Names = Field(
+    end_activities: Names = Field(
         default_factory=list,
         description="Activities that close their case, comma-separated.",
         json_schema_extra={"doc_default": "(none)"},
@@ -160,7 +99,7 @@ class Settings(BaseSettings):
     attributes_field: NonEmptyStr = Field(
         "attributes", description="Input field holding the event's attribute object."
     )
-    idle_ttl_seconds: _Optional = Field(
+    idle_ttl_seconds: SecondsOrOff = Field(
         3600.0,
         ge=0,
         description=(
@@ -341,13 +280,7 @@ def load_settings(**overrides: Any) -> Settings:
 
     Raises ConfigError with one line naming the environment variable at fault.
     """
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        raise ConfigError(one_line(exc)) from None
-    except SettingsError as exc:
-        cause = f": {exc.__cause__}" if exc.__cause__ else ""
-        raise ConfigError(f"{exc}{cause}".replace("\n", " ")) from None
+    return load(Settings, overrides)
 
 
 def unknown_env_names(environ: Mapping[str, str]) -> list[str]:
