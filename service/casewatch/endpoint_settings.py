@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BeforeValidator, Field
 from pydantic_settings import BaseSettings, NoDecode
 
-from casewatch.environment import empty_is_none, names_list, off_is_none
+from casewatch.environment import names_list, off_is_none
 
 # Field names of the XES standard extension attributes, as flattened by most exporters.
 XES_FIELD_NAMES = {
@@ -62,8 +62,4 @@ class EndpointSettings(BaseSettings):
             "How often to check the model file for changes and hot-reload it (0 or empty: only "
             "on SIGHUP). Replace the file atomically (write elsewhere, then rename)."
         ),
-    )
-    contract_path: Annotated[Path | None, BeforeValidator(empty_is_none)] = Field(
-        None,
-        description="JSON model contract for a scorer whose ONNX metadata carries none.",
     )

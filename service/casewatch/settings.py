@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, SecretStr, model_validator
@@ -51,12 +52,8 @@ _PropertyValue = Annotated[str | SecretStr, Field(union_mode="left_to_right")]
 
 
 class Settings(EndpointSettings):
-    """Everything the daemon can be configured with; immutable once loaded.
-
-    After the cluster, topics and model (``EndpointSettings``, listed first): how input is read,
-    when cases are scored and dropped, the loop's bounds, telemetry, and how the daemon keeps
-    its place in Kafka (offsets, the state changelog, transactions, librdkafka pass-through).
-    """
+    """Everything the daemon can be configured with, after the cluster, topics and model file
+    (``EndpointSettings``, listed first); immutable once loaded."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -66,6 +63,10 @@ class Settings(EndpointSettings):
         extra="ignore",
     )
 
+    contract_path: Annotated[Path | None, BeforeValidator(empty_is_none)] = Field(
+        None,
+        description="JSON model contract for a scorer whose ONNX metadata carries none.",
+    )
     score_policy: Literal["close", "every_event"] = Field(
         "close",
         description="Score a case when it closes, or after every event it receives.",

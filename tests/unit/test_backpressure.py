@@ -130,6 +130,21 @@ def test_a_partition_restored_while_paused_waits_for_the_relief() -> None:
     assert consumer.paused == set()
 
 
+def test_restores_finishing_while_nothing_else_consumes_wait_for_the_relief() -> None:
+    consumer = FakeConsumer({0}, paused={0})
+    outputs = FakeOutputs(pending=150, per_drain=0)
+    restoring = {0}
+    pressure = back_pressure(outputs, restoring=restoring)
+    pressure.relieve(consumer)
+    assert consumer.pause_calls == []
+    restoring.clear()
+    pressure.resume_restored(consumer, {0})
+    assert consumer.paused == {0}
+    outputs.per_drain = 1000
+    pressure.relieve(consumer)
+    assert consumer.paused == set()
+
+
 def test_a_revoked_partition_is_not_resumed() -> None:
     consumer = FakeConsumer({0, 1})
     outputs = FakeOutputs(pending=150, per_drain=0)

@@ -47,13 +47,14 @@ class BackPressure:
         self._drain_seconds = drain_seconds
         self._stopping = stopping
         self._report = report
+        self.active = False
         self.paused: set[int] = set()
 
     def relieve(self, consumer: Any) -> None:
         """Pause when over the limit; resume what was paused once below half of it."""
         outputs = self._outputs
         outputs.poll(0)
-        if not self.paused:
+        if not self.active:
             if not outputs.over_limit():
                 return
             self._pause(consumer)
@@ -65,7 +66,7 @@ class BackPressure:
 
     def resume_restored(self, consumer: Any, partitions: Collection[int]) -> None:
         """Resume partitions whose restore finished, unless back-pressure is on: then at its end."""
-        if self.paused:
+        if self.active:
             self.paused.update(partitions)
             return
         consumer.resume(self._topic_partitions(partitions))
@@ -75,14 +76,16 @@ class BackPressure:
         consuming = {tp.partition for tp in consumer.assignment()} - set(held)
         if consuming:
             consumer.pause(self._topic_partitions(consuming))
-        # Marked even when nothing was consuming, so restores finishing now wait for the relief.
-        self.paused = consuming or {-1}
+        # Active even when nothing was consuming, so restores finishing now wait for the relief.
+        self.active = True
+        self.paused = consuming
         self._report(1)
 
     def _resume(self, consumer: Any) -> None:
         # Partitions revoked meanwhile are no longer ours; those restoring stay paused.
         assigned = {tp.partition for tp in consumer.assignment()}
         resumable = (self.paused & assigned) - set(self._held())
+        self.active = False
         self.paused = set()
         if resumable:
             consumer.resume(self._topic_partitions(resumable))

@@ -142,7 +142,7 @@ def check_client_properties(options: ClientOptions) -> None:
         try:
             client: Any = build({**config, **offline})
         except confluent_kafka.KafkaException as exc:
-            raise ConfigError(_property_error(exc, options)) from None
+            raise ConfigError(_property_error(exc, options)) from exc
         if isinstance(client, confluent_kafka.Consumer):
             client.close()
 
