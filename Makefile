@@ -42,9 +42,10 @@ bench: $(STAMP) ## end-to-end events/s, latency, RSS: ceiling vs naive vs casewa
 
 reference-model: $(STAMP) ## retrain models/reference.onnx on the bundled log
 	$(BIN)/casewatch train service/casewatch/data/p2p-0.3-1.csv.gz --train-fraction 0.5 \
-		--out models/reference.onnx --name reference --version 1.1.0
+		--out models/reference.onnx --name reference --version 2.0.0
 	@if [ -d ../shared/data/eventlogs ]; then $(BIN)/python bench/quality_protocol.py \
-		../shared/data/eventlogs/*.csv.gz --card models/reference.md; fi
+		../shared/data/eventlogs/*.csv.gz --card models/reference.md \
+		--before bench/quality-reference-1.1.0.json; fi
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -108,3 +108,34 @@ def test_foreign_model_with_a_contract_file(tmp_path: Path) -> None:
     assert ok is not None and odd is not None
     assert odd.trace_score > ok.trace_score
     assert ok.per_transition_residuals == {} and ok.top_transitions == []
+
+
+def test_a_contract_without_the_threshold_provenance_still_loads(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    model = onnx.load(str(tiny_model))
+    contract = json.loads(next(p.value for p in model.metadata_props if p.key == METADATA_KEY))
+    assert contract["threshold_method"] == "mode" and contract["expected_flagged_share"] is not None
+    for key in ("false_alarm_rate", "expected_flagged_share"):
+        del contract[key]
+    contract["threshold_method"] = "otsu"
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(contract)
+    onnx.save(model, str(tmp_path / "old.onnx"))
+    loaded = Scorer(tmp_path / "old.onnx").contract
+    assert loaded.false_alarm_rate is None and loaded.expected_flagged_share is None
+
+
+def test_an_expected_flagged_share_outside_zero_to_one_is_refused(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    model = onnx.load(str(tiny_model))
+    contract = json.loads(next(p.value for p in model.metadata_props if p.key == METADATA_KEY))
+    contract["expected_flagged_share"] = 1.5
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(contract)
+    onnx.save(model, str(tmp_path / "bad.onnx"))
+    with pytest.raises(ContractError, match="invalid contract at expected_flagged_share"):
+        Scorer(tmp_path / "bad.onnx")

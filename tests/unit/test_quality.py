@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
-from casewatch.offline.quality import CaseQuality, case_quality, recall_by_type
+from casewatch.offline.quality import CaseQuality, case_quality, recall_by_type, subsample_anomalous
+from tests.unit.conftest import make_trace
 
 
 def test_confusion_counts_and_rates() -> None:
@@ -84,3 +85,20 @@ def test_recall_by_type_ignores_normal_cases() -> None:
 
     assert recall_by_type(types, flagged) == {"Insert": pytest.approx(2 / 3), "Rework": 0.0}
     assert recall_by_type([None], [True]) == {}
+
+
+def test_subsample_keeps_every_normal_case_and_spreads_the_anomalous_ones() -> None:
+    traces = [make_trace(f"c{i}", "AB", label=i % 10 < 3) for i in range(1000)]
+    kept = subsample_anomalous(traces, 0.05)
+    anomalous = [int(t.case_id[1:]) for t in kept if t.label]
+    assert sum(not t.label for t in kept) == 700
+    assert len(anomalous) == round(0.05 * 700 / 0.95)
+    assert anomalous[0] < 50 and anomalous[-1] > 950  # spread over the whole log
+    assert [t.case_id for t in kept] == [t.case_id for t in traces if t in kept]  # log order
+    assert subsample_anomalous(traces, 0.05) == kept
+    assert subsample_anomalous(traces, 0.5) == traces
+
+
+def test_subsample_rejects_a_rate_outside_zero_to_one() -> None:
+    with pytest.raises(ValueError, match="anomalous rate"):
+        subsample_anomalous([], 1.0)

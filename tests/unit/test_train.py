@@ -10,7 +10,9 @@ import onnx
 import pytest
 
 from casewatch import Scorer, StreamingEvaluator
+from casewatch.events import StreamingEvent
 from casewatch.offline.logs import Trace
+from casewatch.offline.replay import replay
 from casewatch.offline.threshold import FLOOR, calibrate
 from casewatch.offline.train import TrainOptions, train
 from tests.unit.conftest import make_trace, normal_traces
@@ -46,6 +48,11 @@ def test_trained_model_flags_the_injected_anomalies(tmp_path: Path) -> None:
     card = report.card.read_text()
     assert "Labels in the log are never read" in card and "| precision |" in card
     assert Scorer(report.path).threshold == report.threshold
+    contract = Scorer(report.path).contract
+    assert contract.threshold_method == "mode"
+    assert contract.false_alarm_rate == TrainOptions(name="m", version="1").false_alarm_rate
+    assert contract.expected_flagged_share == pytest.approx(report.training_flag_rate)
+    assert f"{report.training_flag_rate:.1%} of training cases score above it" in card
 
 
 def test_threshold_methods() -> None:
@@ -53,10 +60,50 @@ def test_threshold_methods() -> None:
     scores = np.concatenate([rng.normal(0.5, 0.3, 700), rng.normal(8, 1, 300)])
     assert 2 < calibrate(scores, "otsu") < 5
     assert calibrate(np.abs(rng.normal(0, 0.2, 1000)), "otsu") == FLOOR
-    assert calibrate(scores, "ratio") == pytest.approx(np.log(20))
-    assert calibrate(scores, "mad") >= FLOOR
     assert 2 < calibrate(scores, "mixture") < 5
     assert calibrate(np.abs(rng.normal(0, 0.2, 1000)), "mixture") == FLOOR
+    assert 2 < calibrate(scores, "mode") < 5
+    assert calibrate(scores, "plateau") >= FLOOR
+
+
+def test_a_log_without_anomalies_flags_about_the_false_alarm_rate(tmp_path: Path) -> None:
+    """A clean log with a long tail of rare legitimate variants must not raise an alarm per case."""
+    rng = np.random.default_rng(3)
+    variants = ["ABCE", "ABDE", "ABCCE", "ACBE", "ABCDE", "ABE"]
+    weights = np.array([50, 30, 10, 5, 3, 2], dtype=float)
+    picks = rng.choice(len(variants), size=3000, p=weights / weights.sum())
+    traces = [make_trace(f"n{i}", variants[p]) for i, p in enumerate(picks)]
+    for rate in (0.01, 0.05):
+        options = TrainOptions(name="m", version="1", false_alarm_rate=rate)
+        report = train(traces, tmp_path / "m.onnx", options, source="x")
+        assert report.training_flag_rate <= 2 * rate
+
+
+def test_false_alarm_rate_from_the_command_line_reaches_the_contract(tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_text(
+        "\n".join(
+            json.dumps({"case_id": t.case_id, "activity": e.name, "attributes": e.attributes})
+            for t in normal_traces(300)
+            for e in t.events
+        )
+    )
+    model = tmp_path / "m.onnx"
+    result = run_cli("train", str(log), "--out", str(model), "--threshold-method", "evt",
+                     "--false-alarm-rate", "0.02")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    contract = Scorer(model).contract
+    assert (contract.threshold_method, contract.false_alarm_rate) == ("evt", 0.02)
+    assert contract.expected_flagged_share is not None
+    assert f"{contract.expected_flagged_share:.1%} of training cases above it" in result.stdout
+
+
+def test_train_rejects_a_false_alarm_rate_out_of_range(tmp_path: Path) -> None:
+    result = run_cli("train", str(BUNDLED), "--out", str(tmp_path / "m.onnx"),
+                     "--false-alarm-rate", "0.7")  # fmt: skip
+    assert result.returncode != 0
+    assert "--false-alarm-rate must be in (0, 0.5)" in result.stderr
+    assert not (tmp_path / "m.onnx").exists()
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -109,3 +156,40 @@ def test_reference_model_ships_and_validates() -> None:
     evaluator = StreamingEvaluator(REPO / "models" / "reference.onnx")
     assert evaluator.identity.name == "reference"
     assert (REPO / "models" / "reference.md").exists()
+
+
+def drifting_traces(count: int) -> list[Trace]:
+    """A process without a routine: each case takes a few of many rare steps, so nearly every
+    transition of a new case is one training never had (as in a municipality's permit log)."""
+    rng = np.random.default_rng(5)
+    traces = []
+    for i in range(count):
+        steps = ["A", *(f"step {s}" for s in rng.choice(300, size=4, replace=False)), "E"]
+        events = [
+            StreamingEvent(f"d{i}", name, timestamp=1_700_000_000.0 + j)
+            for j, name in enumerate(steps)
+        ]
+        traces.append(Trace(f"d{i}", events, False, None, ()))
+    return traces
+
+
+def test_a_process_that_keeps_changing_does_not_alarm_on_every_new_case(tmp_path: Path) -> None:
+    """In-sample scores miss the change; the replay on time sees it and raises the threshold."""
+    traces = drifting_traces(1000)
+    options = TrainOptions(name="m", version="1", train_fraction=0.5)
+    report = train(traces, tmp_path / "m.onnx", options, source="x")
+    assert report.later_flag_rate is not None and report.later_flag_rate > 0.4
+    assert report.held_out is not None
+    training = replay(traces[:500], Scorer(report.path), policy="close").scores
+    in_sample = calibrate(training, "mode", options.false_alarm_rate)
+    assert float(np.mean(report.held_out.scores > in_sample)) > 0.5
+    assert float(np.mean(report.held_out.flagged)) < 0.05
+    assert "Replayed on time" in report.card.read_text()
+
+
+def test_a_stable_process_keeps_its_in_sample_threshold(tmp_path: Path) -> None:
+    options = TrainOptions(name="m", version="1", train_fraction=0.5)
+    report = train(with_anomalies(), tmp_path / "m.onnx", options, source="x")
+    assert report.later_flag_rate is not None and report.later_flag_rate < 0.4
+    training = replay(with_anomalies()[:200], Scorer(report.path), policy="close").scores
+    assert report.threshold == calibrate(training, "mode")

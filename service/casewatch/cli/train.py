@@ -9,7 +9,7 @@ from pathlib import Path
 from casewatch.cli._log_args import LOG_HELP, add_column_arguments, log_columns
 from casewatch.offline.logs import read_log
 from casewatch.offline.progress import progress_bar
-from casewatch.offline.threshold import METHODS
+from casewatch.offline.threshold import DEFAULT_FALSE_ALARM_RATE, METHODS
 from casewatch.offline.train import TrainOptions, train
 
 
@@ -24,23 +24,32 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="fit on the first share of cases; the rest is scored for the model card",
     )  # fmt: skip
     parser.add_argument("--order", type=int, default=3, choices=(2, 3, 4), help="n-gram order")
-    parser.add_argument("--alpha", type=float, default=0.1, help="smoothing strength")
     parser.add_argument("--sequence-length", type=int, default=32, help="K: events kept per case")
-    parser.add_argument("--threshold-method", choices=sorted(METHODS), default="otsu")
+    parser.add_argument(
+        "--threshold-method", choices=sorted(METHODS), default="mode",
+        help="how the threshold is chosen from the training scores (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--false-alarm-rate", type=float, default=DEFAULT_FALSE_ALARM_RATE, metavar="R",
+        help="share of normal cases the threshold may flag when the log shows no separate "
+        "anomalous mode; lower means fewer alerts and less recall (default: %(default)s)",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
     if not 0 < args.train_fraction <= 1:
         raise SystemExit("casewatch train: --train-fraction must be in (0, 1]")
+    if not 0 < args.false_alarm_rate < 0.5:
+        raise SystemExit("casewatch train: --false-alarm-rate must be in (0, 0.5)")
     with progress_bar(f"reading {args.log.name}", None) as advance:
         traces = read_log(args.log, progress=advance, columns=log_columns(args))
     options = TrainOptions(
         name=args.name or args.out.stem,
         version=args.version or dt.datetime.now(dt.UTC).strftime("%Y.%m.%d"),
         order=args.order,
-        alpha=args.alpha,
         sequence_length=args.sequence_length,
         threshold_method=args.threshold_method,
+        false_alarm_rate=args.false_alarm_rate,
         train_fraction=args.train_fraction,
     )
     report = train(traces, args.out, options, source=str(args.log))
@@ -49,6 +58,11 @@ def run(args: argparse.Namespace) -> int:
         f"threshold {report.threshold:.4f} ({options.threshold_method}), "
         f"{report.training_flag_rate:.1%} of training cases above it"
     )
+    if report.later_flag_rate is not None:
+        print(
+            f"fitted on the earlier half of the training cases, the recipe flags "
+            f"{report.later_flag_rate:.1%} of the later half"
+        )
     if report.held_out is not None and report.held_out.quality is not None:
         q = report.held_out.quality
         print(

@@ -183,6 +183,26 @@ def _residuals_and_score(
     g.op("Squeeze", [g.op("Max", [event_max, end_score], "score_column"), "axis1"], "score")
 
 
+def _inputs(k: int, e: int) -> tuple[list[onnx.ValueInfoProto], list[InputBinding]]:
+    """Graph inputs and their contract bindings for a ring of ``k`` events and ``e`` attributes."""
+    inputs = [
+        helper.make_tensor_value_info("sequence", TensorProto.INT64, ["batch", k]),
+        helper.make_tensor_value_info("n_events", TensorProto.FLOAT, ["batch", 1]),
+        helper.make_tensor_value_info("closed", TensorProto.FLOAT, ["batch", 1]),
+    ]
+    bindings = [
+        InputBinding(name="sequence", features=["sequence"]),
+        InputBinding(name="n_events", features=["n_events"]),
+        InputBinding(name="closed", features=["closed"]),
+    ]
+    if e:
+        inputs.append(
+            helper.make_tensor_value_info("event_attributes", TensorProto.INT64, ["batch", k, e])
+        )
+        bindings.append(InputBinding(name="event_attributes", features=["event_attributes"]))
+    return inputs, bindings
+
+
 def build_model(
     tables: NGramTables,
     *,
@@ -207,21 +227,7 @@ def build_model(
     events = _event_scores(g, tables, k)
     _residuals_and_score(g, events, _end_score(g, tables, k), v, t, k)
 
-    inputs = [
-        helper.make_tensor_value_info("sequence", TensorProto.INT64, ["batch", k]),
-        helper.make_tensor_value_info("n_events", TensorProto.FLOAT, ["batch", 1]),
-        helper.make_tensor_value_info("closed", TensorProto.FLOAT, ["batch", 1]),
-    ]
-    bindings = [
-        InputBinding(name="sequence", features=["sequence"]),
-        InputBinding(name="n_events", features=["n_events"]),
-        InputBinding(name="closed", features=["closed"]),
-    ]
-    if e:
-        inputs.append(
-            helper.make_tensor_value_info("event_attributes", TensorProto.INT64, ["batch", k, e])
-        )
-        bindings.append(InputBinding(name="event_attributes", features=["event_attributes"]))
+    inputs, bindings = _inputs(k, e)
     outputs = [
         helper.make_tensor_value_info("residuals", TensorProto.FLOAT, ["batch", t]),
         helper.make_tensor_value_info("score", TensorProto.FLOAT, ["batch"]),

@@ -4,7 +4,11 @@ Each event is scored by how much less likely it is than the most likely alternat
 context: ``log max_j p(j | ctx) - log p(observed | ctx)``, 0 for the expected event and large for
 one the process (almost) never produces. Labels are never read.
 
-- Activities: interpolated n-gram over the previous ``order - 1`` activities (start padded).
+- Activities: n-gram over the previous ``order - 1`` activities (start padded), Witten-Bell
+  interpolated with shorter contexts: a context followed by many different activities in
+  training leaves more mass to the others, and at the bottom the unigram leaves the same share to
+  an activity never seen in training, so a log whose activity set keeps growing expects new
+  activities and one with a closed set does not.
 - End of a closed case: END given the last activity only. Logs cut at an arbitrary moment (cases
   still running when the log was extracted) end after long contexts that complete cases never end
   after; the last activity alone still tells a plausible stop from an impossible one.
@@ -13,9 +17,12 @@ one the process (almost) never produces. Labels are never read.
   Witten-Bell style so that long-tailed attributes (resources, products) leave real mass to
   values never seen in training. A case attribute that stays constant costs nothing even when
   its value is rare or new; a value that breaks the case's own pattern does.
-- Each feature's surprises are shrunk so that its training 99th percentile is at most log 100:
-  a feature that routinely produces 1-in-100 surprises on normal cases (a resource pool with a
-  long tail) cannot dominate features whose normal behaviour is sharp.
+- Each feature's surprises are shrunk so that their training 99th percentile is at most log 100
+  for the activities and log 7 for an attribute. A case is judged on its most surprising event,
+  so a feature that routinely produces rare values on normal cases (a resource pool with a long
+  tail) would otherwise decide the score of every case; attributes get the lower cap because a
+  legitimate value unseen in training is common for them and rare for the control flow (on the
+  shared logs the attribute noise of normal cases was the main source of false alarms).
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ MAX_TABLE_ENTRIES = 8_000_000
 # Training surprise quantile that is capped at TAIL_CAP, per feature.
 TAIL_QUANTILE = 0.99
 TAIL_CAP = math.log(100.0)
+ATTRIBUTE_TAIL_CAP = math.log(7.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,15 +114,15 @@ def _categorical_attributes(traces: Sequence[Trace], activities: set[str]) -> li
     return sorted(chosen)
 
 
-def _tail_scale(surprises: FloatArray) -> float:
-    """Factor (at most 1) bringing the training tail of one feature's surprises down to the cap."""
+def _tail_scale(surprises: FloatArray, cap: float = TAIL_CAP) -> float:
+    """Factor (at most 1) bringing the training tail of one feature's surprises down to ``cap``."""
     if surprises.size == 0:
         return 1.0
     tail = float(np.quantile(surprises, TAIL_QUANTILE))
-    return min(1.0, TAIL_CAP / tail) if tail > 0 else 1.0
+    return min(1.0, cap / tail) if tail > 0 else 1.0
 
 
-def fit_ngram(traces: Sequence[Trace], *, order: int = 3, alpha: float = 0.1) -> NGramTables:
+def fit_ngram(traces: Sequence[Trace], *, order: int = 3) -> NGramTables:
     """Fit transition and attribute tables on complete traces."""
     activities = sorted({e.name for t in traces for e in t.events})
     if not activities:
@@ -135,9 +143,9 @@ def fit_ngram(traces: Sequence[Trace], *, order: int = 3, alpha: float = 0.1) ->
             window = tuple(padded[position - order + 1 : position + 1])
             transitions[window] += 1
             windows.append(window)
-    transition_scores = _surprise(_interpolate(transitions, alpha))
+    transition_scores = _surprise(_witten_bell_ngram(transitions))
     bigrams = transitions.reshape(-1, v, v).sum(axis=0)
-    end_scores = _surprise(_interpolate(bigrams, alpha))[:, end]
+    end_scores = _surprise(_witten_bell_ngram(bigrams))[:, end]
     end_scores[start] = 0.0  # an empty case never reaches the scorer
     seen = np.asarray(windows, dtype=np.int64)
     ends = seen[:, -1] == end
@@ -185,7 +193,7 @@ def _fit_attribute(
     )
     surprises = attribute_surprise(model, activity_ids, observed, neighbours)
     return AttributeModel(
-        name, values, probabilities, model.best, stay, scale=_tail_scale(surprises)
+        name, values, probabilities, model.best, stay, _tail_scale(surprises, ATTRIBUTE_TAIL_CAP)
     )
 
 
@@ -249,9 +257,22 @@ def _witten_bell(counts: FloatArray) -> FloatArray:
     return np.asarray((counts + weight * marginal) / (row_total + weight))
 
 
-def _interpolate(counts: FloatArray, alpha: float) -> FloatArray:
-    """Interpolated estimates p(target | context): each order backs off to the shorter context."""
+def _witten_bell_ngram(counts: FloatArray) -> FloatArray:
+    """p(target | context) along the last axis, Witten-Bell interpolated with shorter contexts.
+
+    The first axis is the oldest context position; summing it out gives the next shorter context.
+    An unseen context is its shorter context. The unigram keeps ``distinct / (total + distinct)``
+    for the unknown activity (id ``T``, second to last).
+    """
     if counts.ndim == 1:
-        return np.asarray((counts + alpha) / (counts.sum() + alpha * counts.shape[0]))
-    shorter = _interpolate(counts.sum(axis=0), alpha)
-    return np.asarray((counts + alpha * shorter) / (counts.sum(axis=-1, keepdims=True) + alpha))
+        total = counts.sum()
+        distinct = float(np.count_nonzero(counts))
+        base = counts / (total + distinct)
+        base[-2] += distinct / (total + distinct)
+        # Every id keeps a finite log probability, whatever training held.
+        return np.asarray(np.maximum(base, 1e-12))
+    shorter = _witten_bell_ngram(counts.sum(axis=0))
+    total = counts.sum(axis=-1, keepdims=True)
+    distinct = np.count_nonzero(counts, axis=-1)[..., None].astype(np.float64)
+    weight = np.where(total > 0, distinct, 1.0)
+    return np.asarray((counts + weight * shorter) / (total + weight))

@@ -5,11 +5,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CaseQuality", "case_quality", "recall_by_type"]
+from casewatch.offline.logs.trace import Trace
+
+T = TypeVar("T", bound=Trace)
+
+__all__ = ["CaseQuality", "case_quality", "recall_by_type", "subsample_anomalous"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,3 +113,21 @@ def recall_by_type(types: Sequence[str | None], flagged: Sequence[bool]) -> dict
             counts[0] += bool(hit)
             counts[1] += 1
     return {kind: hits / total for kind, (hits, total) in sorted(found.items())}
+
+
+def subsample_anomalous(traces: Sequence[T], rate: float) -> list[T]:
+    """Every normal case and an evenly spread subset of anomalous ones making ``rate`` of the cases.
+
+    Deterministic, in the log's order; a log already at or below ``rate`` is returned whole.
+    Unlabelled cases count as normal.
+    """
+    if not 0 <= rate < 1:
+        raise ValueError(f"anomalous rate must be in [0, 1), got {rate}")
+    anomalous = [i for i, t in enumerate(traces) if t.label]
+    normal = len(traces) - len(anomalous)
+    wanted = round(rate * normal / (1 - rate))
+    if wanted >= len(anomalous):
+        return list(traces)
+    picks = np.linspace(0, len(anomalous) - 1, wanted).round().astype(np.int64)
+    keep = {anomalous[int(i)] for i in picks}
+    return [t for i, t in enumerate(traces) if not t.label or i in keep]

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import onnx
 
 from casewatch.offline.export import build_model
 from casewatch.offline.logs import Trace
-from casewatch.offline.ngram import fit_ngram
+from casewatch.offline.model_card import CardFacts, model_card
+from casewatch.offline.ngram import NGramTables, fit_ngram
 from casewatch.offline.replay import OfflineResult, replay
-from casewatch.offline.threshold import ThresholdMethod, calibrate
+from casewatch.offline.threshold import (
+    DEFAULT_FALSE_ALARM_RATE,
+    ThresholdMethod,
+    calibrate,
+    unseen_guard,
+)
 from casewatch.scoring.contract import embed_contract, read_contract
 from casewatch.scoring.scorer import Scorer
 
@@ -26,9 +31,9 @@ class TrainOptions:
     name: str
     version: str
     order: int = 3
-    alpha: float = 0.1
     sequence_length: int = 32
-    threshold_method: ThresholdMethod = "otsu"
+    threshold_method: ThresholdMethod = "mode"
+    false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE
     train_fraction: float = 1.0
 
 
@@ -40,6 +45,9 @@ class TrainReport:
     training_cases: int
     training_flag_rate: float
     held_out: OfflineResult | None
+    # Share of the later half of the training cases flagged by the recipe fitted on the earlier
+    # half: the alert volume to expect on cases the model has not seen (None: too few cases).
+    later_flag_rate: float | None = None
 
 
 def split(traces: Sequence[Trace], fraction: float) -> tuple[list[Trace], list[Trace]]:
@@ -48,10 +56,62 @@ def split(traces: Sequence[Trace], fraction: float) -> tuple[list[Trace], list[T
     return list(traces[:cut]), list(traces[cut:])
 
 
+# Fewer training cases than this leave too few in each half to replay the recipe on time.
+MIN_REPLAY_CASES = 20
+RATE_METHODS = ("mode", "evt")
+
+
+@dataclass(frozen=True, slots=True)
+class OnTime:
+    """The recipe replayed on time: fitted and thresholded on the earlier half of the training
+    cases, scored on the later half."""
+
+    later_scores: npt.NDArray[np.float64]
+    flagged_share: float
+
+
 def train(traces: Sequence[Trace], out: Path, options: TrainOptions, *, source: str) -> TrainReport:
     """Fit on the training share, calibrate without labels, export, and score the rest."""
     training, held_out = split(traces, options.train_fraction)
-    tables = fit_ngram(training, order=options.order, alpha=options.alpha)
+    tables = fit_ngram(training, order=options.order)
+    model = _export(tables, options, out)
+    # The threshold comes from the training cases scored by the same evaluator the daemon runs.
+    training_scores = replay(training, Scorer(out), policy="close").scores
+    threshold = calibrate(training_scores, options.threshold_method, options.false_alarm_rate)
+    on_time = _replay_on_time(training, options, out)
+    if on_time is not None and options.threshold_method in RATE_METHODS:
+        threshold = unseen_guard(
+            threshold, on_time.later_scores, on_time.flagged_share, options.false_alarm_rate
+        )
+    flag_rate = float(np.mean(training_scores > threshold))
+    contract_text = _calibrated(model, out, options, threshold, flag_rate)
+    held = replay(held_out, Scorer(out), policy="close") if held_out else None
+    card = out.with_suffix(".md")
+    facts = CardFacts(
+        name=options.name, version=options.version, source=source,
+        train_fraction=options.train_fraction, sequence_length=options.sequence_length,
+        order=tables.order, attributes=tables.attribute_names,
+        threshold_method=options.threshold_method, false_alarm_rate=options.false_alarm_rate,
+        threshold=threshold, flag_rate=flag_rate,
+        later_flag_rate=None if on_time is None else on_time.flagged_share,
+    )  # fmt: skip
+    card.write_text(
+        model_card(out, facts, contract_text=contract_text, training=training, held_out=held),
+        encoding="utf-8",
+    )
+    return TrainReport(
+        path=out,
+        card=card,
+        threshold=threshold,
+        training_cases=len(training),
+        training_flag_rate=flag_rate,
+        held_out=held,
+        later_flag_rate=facts.later_flag_rate,
+    )
+
+
+def _export(tables: NGramTables, options: TrainOptions, out: Path) -> onnx.ModelProto:
+    """Write the scorer with a placeholder threshold, replaced once calibrated."""
     description = (
         f"{tables.order}-gram activity model with {len(tables.attribute_names)} per-event "
         "attribute(s) scored against the activity and the case's neighbouring value; "
@@ -62,118 +122,44 @@ def train(traces: Sequence[Trace], out: Path, options: TrainOptions, *, source: 
         name=options.name,
         version=options.version,
         sequence_length=options.sequence_length,
-        threshold=0.0,  # replaced once calibrated
+        threshold=0.0,
         threshold_method=options.threshold_method,
         description=description,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(out))
-    # The threshold comes from the training cases scored by the same evaluator the daemon runs.
-    training_scores = replay(training, Scorer(out), policy="close").scores
-    threshold = calibrate(training_scores, options.threshold_method)
-    contract = read_contract(model, origin=str(out)).model_copy(update={"threshold": threshold})
+    return model
+
+
+def _replay_on_time(training: Sequence[Trace], options: TrainOptions, out: Path) -> OnTime | None:
+    """Share of the later training cases that the recipe, fitted on the earlier ones, flags."""
+    if len(training) < MIN_REPLAY_CASES:
+        return None
+    earlier, later = split(training, 0.5)
+    path = out.with_name(f".{out.stem}.earlier.onnx")
+    try:
+        _export(fit_ngram(earlier, order=options.order), options, path)
+        scorer = Scorer(path)
+        earlier_scores = replay(earlier, scorer, policy="close").scores
+        later_scores = replay(later, scorer, policy="close").scores
+    finally:
+        path.unlink(missing_ok=True)
+    threshold = calibrate(earlier_scores, options.threshold_method, options.false_alarm_rate)
+    return OnTime(later_scores, float(np.mean(later_scores > threshold)))
+
+
+def _calibrated(
+    model: onnx.ModelProto, out: Path, options: TrainOptions, threshold: float, flag_rate: float
+) -> str:
+    """Write the threshold, the rate it was chosen for and the alert volume into the contract."""
+    uses_rate = options.threshold_method in RATE_METHODS
+    contract = read_contract(model, origin=str(out)).model_copy(
+        update={
+            "threshold": threshold,
+            "false_alarm_rate": options.false_alarm_rate if uses_rate else None,
+            "expected_flagged_share": flag_rate,
+        }
+    )
     embed_contract(model, contract)
     onnx.save(model, str(out))
-    held = replay(held_out, Scorer(out), policy="close") if held_out else None
-    card = out.with_suffix(".md")
-    card.write_text(
-        model_card(
-            out,
-            contract_text=contract.to_json(),
-            options=options,
-            source=source,
-            training=training,
-            held_out=held,
-            threshold=threshold,
-            flag_rate=float(np.mean(training_scores > threshold)),
-            attributes=tables.attribute_names,
-            order=tables.order,
-        ),
-        encoding="utf-8",
-    )
-    return TrainReport(
-        path=out,
-        card=card,
-        threshold=threshold,
-        training_cases=len(training),
-        training_flag_rate=float(np.mean(training_scores > threshold)),
-        held_out=held,
-    )
-
-
-def model_card(
-    path: Path,
-    *,
-    contract_text: str,
-    options: TrainOptions,
-    source: str,
-    training: Sequence[Trace],
-    held_out: OfflineResult | None,
-    threshold: float,
-    flag_rate: float,
-    attributes: list[str],
-    order: int,
-) -> str:
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    n_events = sum(len(t.events) for t in training)
-    activities = len({e.name for t in training for e in t.events})
-    lines = [
-        f"# Model card: {options.name} {options.version}",
-        "",
-        f"- File: `{path.name}` (sha256 `{digest}`)",
-        f"- Trained: {dt.datetime.now(dt.UTC).date().isoformat()} by `casewatch train`",
-        f"- Data: `{Path(source).name}`, first {len(training)} cases in file order "
-        f"(train fraction {options.train_fraction}), {n_events} events, {activities} activities. "
-        "Labels in the log are never read for training or for the threshold.",
-        "",
-        "## Features and scoring",
-        "",
-        f"- Inputs: the last {options.sequence_length} activity ids of the case (start-padded), "
-        "the per-event categorical attributes of those events, n_events and the closed flag.",
-        f"- Transitions: interpolated {order}-gram probabilities (additive smoothing "
-        f"alpha={options.alpha}, backing off to shorter contexts); the end of a closed case is "
-        "scored as END given the last activity only (logs cut while cases were running end "
-        "after contexts complete cases never end after).",
-        f"- Per-event attributes: {', '.join(attributes) or 'none'}. Each value is scored "
-        "against a mixture of 'same value as the case's previous event' (weight learnt per "
-        "activity) and its distribution given the activity, Witten-Bell smoothed so that "
-        "long-tailed attributes expect unseen values. A first event's value counts only when "
-        "both its activity and the next event find it odd (a rare value the case keeps is the "
-        "case's own); a case's only event is not judged on its attributes.",
-        "- Each feature's surprises are scaled down so that their training 99th percentile is at "
-        "most log 100: a feature that is noisy on normal cases cannot dominate sharp ones.",
-        "- Event score: log(max_j p(j | context)) - log p(observed | context), so 0 means the most "
-        "expected event and unknown activities or values score high.",
-        "- Per-transition residual: the largest event score among the case's events of that "
-        "activity (END charged to the last activity). Trace score: the largest residual "
-        "(a sum would grow with case length and hide one impossible event among many normal ones).",
-        "- Cases longer than the ring are judged on the events the ring still holds plus END.",
-        "",
-        "## Threshold",
-        "",
-        f"- Method: `{options.threshold_method}` on the training cases' scores, no labels "
-        f"(see `casewatch.offline.threshold`). Threshold = {threshold:.4f}; "
-        f"{flag_rate:.1%} of training cases score above it.",
-        "- Why Otsu: normal cases pile up near 0 and anomalous ones form a second mode; the "
-        "split between the modes held up best across logs against median+MAD, a fixed ratio "
-        "and a 2-component mixture on log-scores (`bench/threshold_methods.py`). It never goes "
-        "below a likelihood ratio of 10.",
-        "",
-        "## Measured quality",
-        "",
-    ]
-    if held_out is not None and held_out.quality is not None:
-        q = held_out.quality
-        lines += [
-            f"Held-out cases (the remaining {q.n_cases} cases; case level; anomalous = any "
-            "injected anomaly):",
-            "",
-            "| precision | recall | F1 | PR-AUC | flagged | anomalous |",
-            "|---|---|---|---|---|---|",
-            f"| {q.precision:.3f} | {q.recall:.3f} | {q.f1:.3f} | {q.pr_auc:.3f} | "
-            f"{q.n_flagged} | {q.n_anomalous} |",
-        ]
-    else:
-        lines.append("No labelled held-out cases were available at training time.")
-    lines += ["", "## Contract", "", "```json", contract_text, "```", ""]
-    return "\n".join(lines)
+    return contract.to_json()

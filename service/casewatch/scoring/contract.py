@@ -83,6 +83,10 @@ class Contract(_Frozen):
     score: ScoreOutput
     threshold: float
     threshold_method: str = ""
+    # The share of normal cases the threshold was chosen to flag, when the method takes one.
+    false_alarm_rate: float | None = Field(default=None, gt=0, lt=1)
+    # Share of the training cases above the threshold: the alert volume to expect in production.
+    expected_flagged_share: float | None = Field(default=None, ge=0, le=1)
     description: str = ""
 
     @model_validator(mode="after")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from itertools import islice as take
 from math import isnan
+from typing import Any
 
 import numpy as np
 
@@ -37,38 +39,14 @@ class RecordBuilder:
         now: float,
     ) -> list[StreamingEvaluation]:
         residuals = np.round(batch.residuals.astype(np.float64), 6)
-        k = self._top_k
-        top = np.argpartition(-residuals, k - 1, axis=1)[:, :k]
-        top_values = np.take_along_axis(residuals, top, axis=1)
-        order = np.argsort(-top_values, axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)
-        top_values = np.take_along_axis(top_values, order, axis=1)
+        top, top_values = self._top_transitions(residuals)
         case_of, transition = np.nonzero(residuals > 0)
         bounds = np.searchsorted(case_of, np.arange(len(snap) + 1)).tolist()
         labels = self._label_list
         nonzero_labels = self._labels[transition].tolist()
         nonzero_values = residuals[case_of, transition].tolist()
         pairs = zip(nonzero_labels, nonzero_values, strict=True)
-        # Whole columns to Python once: indexing numpy scalars row by row costs more than the
-        # records themselves.
-        first_times = [None if isnan(t) else t for t in snap.first_time.tolist()]
-        last_times = [None if isnan(t) else t for t in snap.last_time.tolist()]
-        columns = zip(
-            snap.case_ids,
-            batch.scores.tolist(),
-            snap.n_events.tolist(),
-            snap.triggers,
-            snap.partition.tolist(),
-            snap.first_offset.tolist(),
-            snap.last_offset.tolist(),
-            first_times,
-            last_times,
-            snap.closed.tolist(),
-            snap.unknown.tolist(),
-            top.tolist(),
-            top_values.tolist(),
-            strict=True,
-        )
+        columns = _columns(snap, batch, top.tolist(), top_values.tolist())
         identity = self._identity
         id_prefix = f"{identity.sha256}|"
         blake2b = hashlib.blake2b
@@ -111,3 +89,38 @@ class RecordBuilder:
                 )
             )
         return records
+
+    def _top_transitions(
+        self, residuals: np.ndarray[Any, Any]
+    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        """Each case's ``top_k`` transition ids and residuals, largest first (ties: lower id)."""
+        k = self._top_k
+        top = np.argpartition(-residuals, k - 1, axis=1)[:, :k]
+        top_values = np.take_along_axis(residuals, top, axis=1)
+        order = np.argsort(-top_values, axis=1, kind="stable")
+        return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_values, order, axis=1)
+
+
+def _columns(
+    snap: Snapshot, batch: ScoreBatch, top: list[list[int]], top_values: list[list[float]]
+) -> Iterator[tuple[Any, ...]]:
+    """The batch's record fields, one tuple per case. Whole columns go to Python once: indexing
+    numpy scalars row by row costs more than the records themselves."""
+    first_times = [None if isnan(t) else t for t in snap.first_time.tolist()]
+    last_times = [None if isnan(t) else t for t in snap.last_time.tolist()]
+    return zip(
+        snap.case_ids,
+        batch.scores.tolist(),
+        snap.n_events.tolist(),
+        snap.triggers,
+        snap.partition.tolist(),
+        snap.first_offset.tolist(),
+        snap.last_offset.tolist(),
+        first_times,
+        last_times,
+        snap.closed.tolist(),
+        snap.unknown.tolist(),
+        top,
+        top_values,
+        strict=True,
+    )
