@@ -2,7 +2,7 @@
 
 Every field maps to ``CASEWATCH_<FIELD NAME IN UPPER CASE>``; any librdkafka property passes
 through ``CASEWATCH_KAFKA__<PROPERTY>`` to the clients that understand it, overriding casewatch's
-own defaults; secret-looking values are never printed (``casewatch.environment``).
+own defaults; secret-looking values are never printed (``casewatch._settings_environment``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from casewatch.endpoint_settings import (
+from casewatch._settings_endpoints import (
     XES_FIELD_NAMES,
     EndpointSettings,
     Names,
@@ -23,7 +23,7 @@ from casewatch.endpoint_settings import (
     SecondsOrOff,
     bundled_model_path,
 )
-from casewatch.environment import (
+from casewatch._settings_environment import (
     ENV_PREFIX,
     KAFKA_ENV_PREFIX,
     REDACTED,

@@ -15,7 +15,7 @@ from casewatch.telemetry.metrics import Telemetry
 
 PACKAGE = Path(__file__).resolve().parents[2] / "service" / "casewatch"
 # The settings themselves, the wiring, and the commands that load them.
-READERS = ("settings.py", "endpoint_settings.py", "daemon/build.py", "cli/")
+READERS = ("settings.py", "_settings_endpoints.py", "daemon/build.py", "cli/")
 
 
 def test_only_the_wiring_and_the_commands_read_the_settings() -> None:

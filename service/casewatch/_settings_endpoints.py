@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BeforeValidator, Field
 from pydantic_settings import BaseSettings, NoDecode
 
-from casewatch.environment import names_list, off_is_none
+from casewatch._settings_environment import names_list, off_is_none
 
 # Field names of the XES standard extension attributes, as flattened by most exporters.
 XES_FIELD_NAMES = {

@@ -2,8 +2,8 @@
 
 Every setting is ``CASEWATCH_<FIELD NAME IN UPPER CASE>``; any librdkafka property is
 ``CASEWATCH_KAFKA__<PROPERTY>``, lower-cased with underscores as dots. Values of properties whose
-name looks secret are held as ``SecretStr``. Kept apart from ``casewatch.settings`` so the field
-declarations there read as the configuration reference they are.
+name looks secret are held as ``SecretStr``. A private part of ``casewatch.settings``, which
+re-exports what others use, kept apart so the field declarations there read as a reference.
 """
 
 from __future__ import annotations
