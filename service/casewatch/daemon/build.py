@@ -52,7 +52,7 @@ def load_evaluator(settings: Settings) -> StreamingEvaluator:
     """The evaluator the settings describe; raises ModelError when the model cannot be used."""
     return StreamingEvaluator(
         model_file(settings).load(),
-        score_on_every_event=settings.score_policy == "every_event",
+        score_on_every_event=settings.score_policy != "close",
         end_activities=settings.end_activities,
         idle_ttl=settings.idle_ttl_seconds,
         idle_quiet=settings.idle_quiet,
