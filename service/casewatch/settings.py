@@ -1,78 +1,62 @@
 """Daemon settings, read from ``CASEWATCH_*`` environment variables.
 
-Every field maps to ``CASEWATCH_<FIELD NAME IN UPPER CASE>``. Any librdkafka property passes
-through ``CASEWATCH_KAFKA__<PROPERTY>``: the part after ``KAFKA__`` is lower-cased and its
-underscores become dots, so ``CASEWATCH_KAFKA__SASL_MECHANISM=PLAIN`` sets ``sasl.mechanism``.
-Pass-through properties apply to both the consumer and the producer and override casewatch's own
-defaults. Values of properties whose name looks secret are held as ``SecretStr`` and never printed.
+Every field maps to ``CASEWATCH_<FIELD NAME IN UPPER CASE>``; any librdkafka property passes
+through ``CASEWATCH_KAFKA__<PROPERTY>`` to the clients that understand it, overriding casewatch's
+own defaults; secret-looking values are never printed (``casewatch._settings_environment``).
 """
 
 from __future__ import annotations
 
-import importlib.resources
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
 
-from casewatch.errors import ConfigError
+from casewatch._settings_endpoints import (
+    XES_FIELD_NAMES,
+    EndpointSettings,
+    Names,
+    NonEmptyStr,
+    ScorePolicy,
+    SecondsOrOff,
+    bundled_model_path,
+)
+from casewatch._settings_environment import (
+    ENV_PREFIX,
+    KAFKA_ENV_PREFIX,
+    REDACTED,
+    closest_name,
+    empty_is_none,
+    env_name,
+    is_secret_property,
+    kafka_property,
+    known_log_level,
+    load,
+    property_values,
+    redacted_properties,
+    reveal,
+    unknown_names,
+)
+from casewatch.kafka.config import ClientOptions
 
-ENV_PREFIX = "CASEWATCH_"
-KAFKA_ENV_PREFIX = f"{ENV_PREFIX}KAFKA__"
-REDACTED = "**********"
+# With the environment's spelling of the settings, which others import from here too.
+__all__ = ["REDACTED", "XES_FIELD_NAMES", "Settings", "bundled_model_path", "env_name"]
+__all__ += ["is_secret_property", "kafka_property", "load_settings", "unknown_env_names"]
+__all__ += ["ENV_PREFIX", "KAFKA_ENV_PREFIX", "closest_env_name"]
 
-# Substrings of librdkafka property names whose values are credentials (sasl.password,
-# ssl.key.password, sasl.oauthbearer.client.secret, sasl.jaas.config, ...).
-_SECRET_MARKERS = ("password", "secret", "key", "token", "jaas", "credential")
-_SECRET_PROPERTIES = frozenset({"sasl.oauthbearer.config"})
-
-# Field names of the XES standard extension attributes, as flattened by most exporters.
-XES_FIELD_NAMES = {
-    "case_id_field": "case:concept:name",
-    "activity_field": "concept:name",
-    "timestamp_field": "time:timestamp",
-}
-
-_LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
-_DISABLED = frozenset({"", "0", "none", "null", "off", "false"})
 
-
-def env_name(field_name: str) -> str:
-    """The environment variable that sets ``field_name``."""
-    return f"{ENV_PREFIX}{field_name.upper()}"
-
-
-def kafka_property(name: str) -> str:
-    """The librdkafka property of a pass-through key: ``SASL_MECHANISM`` is ``sasl.mechanism``."""
-    return name.strip().lower().replace("_", ".")
-
-
-def is_secret_property(name: str) -> bool:
-    return name in _SECRET_PROPERTIES or any(marker in name for marker in _SECRET_MARKERS)
-
-
-def bundled_model_path() -> Path:
-    """The reference scorer shipped inside the package."""
-    return Path(str(importlib.resources.files("casewatch") / "models" / "reference.onnx"))
-
-
-NonEmptyStr = Annotated[str, Field(min_length=1)]
 
 # str first: a plain property value stays a str, only values already wrapped stay secret.
 _PropertyValue = Annotated[str | SecretStr, Field(union_mode="left_to_right")]
 
 
-def _reveal(value: SecretStr | str) -> str:
-    return value.get_secret_value() if isinstance(value, SecretStr) else value
-
-
-class Settings(BaseSettings):
-    """Everything the daemon can be configured with; immutable once loaded."""
+class Settings(EndpointSettings):
+    """Everything the daemon can be configured with, after the cluster, topics and model file
+    (``EndpointSettings``, listed first); immutable once loaded."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -82,46 +66,19 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
-    bootstrap_servers: NonEmptyStr = Field(
-        "localhost:9092", description="Kafka bootstrap servers, comma-separated."
-    )
-    input_topic: NonEmptyStr = Field("casewatch-events", description="Topic of input events.")
-    output_topic: NonEmptyStr = Field(
-        "casewatch-evaluations", description="Topic evaluations are published to."
-    )
-    dlq_topic: NonEmptyStr = Field(
-        "casewatch-dlq",
-        description="Dead-letter topic for input messages that cannot be decoded.",
-    )
-    group_id: NonEmptyStr = Field("casewatch", description="Kafka consumer group id.")
-    model_path: Path = Field(
-        default_factory=bundled_model_path,
-        description="ONNX scorer to load; defaults to the reference model bundled in the package.",
-        json_schema_extra={"doc_default": "bundled `casewatch/models/reference.onnx`"},
-    )
-    model_watch_interval_seconds: float | None = Field(
-        5.0,
-        ge=0,
-        description=(
-            "How often to check the model file for changes and hot-reload it (0 or empty: only "
-            "on SIGHUP). Replace the file atomically (write elsewhere, then rename)."
-        ),
-    )
-    contract_path: Path | None = Field(
+    contract_path: Annotated[Path | None, BeforeValidator(empty_is_none)] = Field(
         None,
         description="JSON model contract for a scorer whose ONNX metadata carries none.",
     )
-    score_policy: Literal["close", "every-event"] = Field(
+    score_policy: ScorePolicy = Field(
         "close",
-        description=(
-            "Score a case when it closes, or after every event it receives (`every_event` is "
-            "read as `every-event`)."
-        ),
+        description="Score a case when it closes, or after every event it receives "
+        "(`every_event` is read as `every-event`).",
     )
     close_field: NonEmptyStr = Field(
         "close", description="Input field holding the boolean close marker."
     )
-    end_activities: Annotated[list[str], NoDecode] = Field(
+    end_activities: Names = Field(
         default_factory=list,
         description="Activities that close their case, comma-separated.",
         json_schema_extra={"doc_default": "(none)"},
@@ -147,7 +104,7 @@ class Settings(BaseSettings):
     attributes_field: NonEmptyStr = Field(
         "attributes", description="Input field holding the event's attribute object."
     )
-    idle_ttl_seconds: float | None = Field(
+    idle_ttl_seconds: SecondsOrOff = Field(
         3600.0,
         ge=0,
         description=(
@@ -155,7 +112,7 @@ class Settings(BaseSettings):
             "has moved on this long past its last event; 0 disables."
         ),
     )
-    idle_quiet_seconds: float | None = Field(
+    idle_quiet_seconds: Annotated[float | None, BeforeValidator(empty_is_none)] = Field(
         None,
         ge=0,
         description=(
@@ -194,7 +151,7 @@ class Settings(BaseSettings):
     metrics_port: int = Field(
         9108, ge=0, le=65535, description="Port of the metrics HTTP server; 0 picks a free port."
     )
-    log_level: str = Field(
+    log_level: Annotated[str, BeforeValidator(known_log_level)] = Field(
         "INFO", description="Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL."
     )
     log_format: Literal["json", "console"] = Field(
@@ -247,7 +204,7 @@ class Settings(BaseSettings):
     restore_batch_size: int = Field(
         20_000, gt=0, description="Changelog records restored per loop iteration."
     )
-    kafka: dict[str, _PropertyValue] = Field(
+    kafka: Annotated[dict[str, _PropertyValue], BeforeValidator(property_values)] = Field(
         default_factory=dict,
         description=(
             "librdkafka properties passed through to both clients: "
@@ -258,70 +215,6 @@ class Settings(BaseSettings):
             "doc_default": "(none)",
         },
     )
-
-    @field_validator("end_activities", mode="before")
-    @classmethod
-    def _split_activities(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            if value.lstrip().startswith("["):
-                try:
-                    return json.loads(value)
-                except json.JSONDecodeError:
-                    raise ValueError("must be a JSON list or comma-separated names") from None
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
-    @field_validator("idle_ttl_seconds", "model_watch_interval_seconds", mode="before")
-    @classmethod
-    def _ttl_off(cls, value: Any) -> Any:
-        if value is None or (isinstance(value, str) and value.strip().lower() in _DISABLED):
-            return None
-        return value
-
-    @field_validator("idle_ttl_seconds", "model_watch_interval_seconds")
-    @classmethod
-    def _zero_ttl_is_off(cls, value: float | None) -> float | None:
-        return value or None
-
-    @field_validator("contract_path", "idle_quiet_seconds", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("score_policy", mode="before")
-    @classmethod
-    def _policy_alias(cls, value: Any) -> Any:
-        # Existing environments may spell it with an underscore; the hyphen is what users see.
-        return "every-event" if value == "every_event" else value
-
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _known_level(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            level = value.strip().upper()
-            if level not in _LOG_LEVELS:
-                raise ValueError(f"must be one of {', '.join(_LOG_LEVELS)}")
-            return level
-        return value
-
-    @field_validator("kafka", mode="before")
-    @classmethod
-    def _librdkafka_properties(cls, value: Any) -> Any:
-        if not isinstance(value, dict):
-            return value
-        properties: dict[str, SecretStr | str] = {}
-        for raw_name, raw in value.items():
-            name = kafka_property(str(raw_name))
-            if isinstance(raw, SecretStr):
-                text = raw.get_secret_value()
-            elif isinstance(raw, bool):
-                text = "true" if raw else "false"
-            elif isinstance(raw, str | int | float):
-                text = str(raw)
-            else:
-                raise ValueError(f"property {name!r} must be a string, number or boolean")
-            properties[name] = SecretStr(text) if is_secret_property(name) else text
-        return properties
 
     @model_validator(mode="before")
     @classmethod
@@ -339,17 +232,17 @@ class Settings(BaseSettings):
             )
         return self
 
-    def consumer_config(self) -> dict[str, Any]:
-        """confluent-kafka configuration of the input consumer (see ``casewatch.kafka.config``)."""
-        from casewatch.kafka.config import consumer_config  # noqa: PLC0415 - avoids a cycle
-
-        return consumer_config(self)
-
-    def producer_config(self) -> dict[str, Any]:
-        """confluent-kafka configuration of the output producer."""
-        from casewatch.kafka.config import producer_config  # noqa: PLC0415 - avoids a cycle
-
-        return producer_config(self)
+    def client_options(self) -> ClientOptions:
+        """What the Kafka client configurations are built from (``casewatch.kafka.config``)."""
+        return ClientOptions(
+            bootstrap_servers=self.bootstrap_servers,
+            group_id=self.group_id,
+            auto_offset_reset=self.auto_offset_reset,
+            max_pending_outputs=self.max_pending_outputs,
+            processing_guarantee=self.processing_guarantee,
+            transactional_id=self.transactional_id,
+            properties=self.pass_through(),
+        )
 
     @property
     def changelog(self) -> str:
@@ -371,32 +264,12 @@ class Settings(BaseSettings):
     def redacted(self) -> dict[str, Any]:
         """All settings as plain values, safe to log: secret pass-through values are masked."""
         values = self.model_dump(mode="json", exclude={"kafka"})
-        values["kafka"] = {
-            name: REDACTED if isinstance(value, SecretStr) or is_secret_property(name) else value
-            for name, value in self.kafka.items()
-        }
+        values["kafka"] = redacted_properties(self.kafka)
         return values
 
     def pass_through(self) -> dict[str, str]:
         """The ``CASEWATCH_KAFKA__*`` properties with their secrets revealed."""
-        return {name: _reveal(value) for name, value in self.kafka.items()}
-
-
-def _error_location(loc: tuple[int | str, ...]) -> str:
-    if not loc:
-        return ENV_PREFIX.rstrip("_")
-    head = str(loc[0])
-    if head == "kafka" and len(loc) > 1:
-        return f"{KAFKA_ENV_PREFIX}{str(loc[1]).upper().replace('.', '_')}"
-    return env_name(head)
-
-
-def _one_line(error: ValidationError) -> str:
-    parts = []
-    for detail in error.errors(include_url=False):
-        message = str(detail["msg"]).removeprefix("Value error, ")
-        parts.append(f"{_error_location(tuple(detail['loc']))}: {message}")
-    return "; ".join(parts).replace("\n", " ")
+        return {name: reveal(value) for name, value in self.kafka.items()}
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -404,13 +277,7 @@ def load_settings(**overrides: Any) -> Settings:
 
     Raises ConfigError with one line naming the environment variable at fault.
     """
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        raise ConfigError(_one_line(exc)) from None
-    except SettingsError as exc:
-        cause = f": {exc.__cause__}" if exc.__cause__ else ""
-        raise ConfigError(f"{exc}{cause}".replace("\n", " ")) from None
+    return load(Settings, overrides)
 
 
 def unknown_env_names(environ: Mapping[str, str]) -> list[str]:
@@ -419,11 +286,9 @@ def unknown_env_names(environ: Mapping[str, str]) -> list[str]:
     Worth a warning, not an error: Kubernetes injects ``CASEWATCH_SERVICE_HOST``-style variables
     into pods when a Service shares the name.
     """
-    known = {env_name(name) for name in Settings.model_fields}
-    return sorted(
-        name
-        for name in (key.upper() for key in environ)
-        if name.startswith(ENV_PREFIX)
-        and name not in known
-        and not name.startswith(KAFKA_ENV_PREFIX)
-    )
+    return unknown_names(environ, Settings.model_fields)
+
+
+def closest_env_name(variable: str) -> str | None:
+    """The setting a misspelt ``variable`` most likely meant, None when nothing is close."""
+    return closest_name(variable, Settings.model_fields)

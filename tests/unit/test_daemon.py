@@ -21,8 +21,8 @@ import pytest
 import structlog
 
 from casewatch import StreamingEvaluator, StreamingEvent
+from casewatch.daemon.build import build_daemon
 from casewatch.daemon.decode import INVALID_REASONS
-from casewatch.daemon.loop import Daemon
 from casewatch.errors import DeliveryFailure
 from casewatch.offline.train import TrainOptions, train
 from casewatch.settings import Settings
@@ -107,7 +107,7 @@ class Cluster:
         self.evaluator = StreamingEvaluator(
             model, track_changes=True, isolate_scoring_failures=True
         )
-        self.daemon = Daemon(self.settings, self.evaluator, telemetry)
+        self.daemon = build_daemon(self.settings, self.evaluator, telemetry)
         self.input.when_drained = self._drained
         self.linger = 0.0  # how long the loop keeps running once its input is drained
         self._drained_at: float | None = None

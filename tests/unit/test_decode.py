@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from casewatch.daemon.build import field_names
 from casewatch.daemon.decode import INVALID_REASONS, EventDecoder, FieldNames
 from casewatch.errors import ConfigError, InvalidEventError
 from casewatch.events import StreamingEvent
@@ -137,7 +138,7 @@ def test_custom_close_field() -> None:
 
 def test_field_names_from_settings() -> None:
     settings = load_settings(field_preset="xes", close_field="lifecycle:end")
-    names = FieldNames.from_settings(settings)
+    names = field_names(settings)
     assert names == FieldNames(
         case_id="case:concept:name",
         activity="concept:name",

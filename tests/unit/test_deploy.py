@@ -22,6 +22,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from casewatch.kafka.config import consumer_config, producer_config
 from casewatch.settings import (
     KAFKA_ENV_PREFIX,
     Settings,
@@ -300,13 +301,13 @@ def test_pod_environment_loads_as_settings(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("CASEWATCH_KAFKA__SASL_USERNAME", "user")
     monkeypatch.setenv("CASEWATCH_KAFKA__SASL_PASSWORD", "s3cr3t-value")
     settings = load_settings()
-    consumer = settings.consumer_config()
+    consumer = consumer_config(settings.client_options())
     assert consumer["group.instance.id"] == "casewatch-0"
     assert consumer["group.id"] == config_data()["CASEWATCH_GROUP_ID"]
     assert consumer["security.protocol"] == "SASL_SSL"
     assert consumer["sasl.password"] == "s3cr3t-value"
     assert int(consumer["session.timeout.ms"]) >= 30_000
-    producer = settings.producer_config()
+    producer = producer_config(settings.client_options())
     assert "group.instance.id" not in producer
     assert producer["sasl.username"] == "user"
     assert "s3cr3t-value" not in json.dumps(settings.redacted())

@@ -15,9 +15,8 @@ import structlog
 
 from casewatch import StreamingEvaluator, StreamingEvent
 from casewatch.daemon.decode import INVALID_REASONS
-from casewatch.daemon.model_reload import ModelReloader
+from casewatch.daemon.model_reload import ModelFile, ModelReloader
 from casewatch.offline.train import TrainOptions, train
-from casewatch.settings import Settings
 from casewatch.telemetry.metrics import Telemetry
 from tests.unit.conftest import USERS, normal_traces
 
@@ -61,12 +60,13 @@ class Setup:
         self.telemetry = telemetry
         self.clock = Clock()
         self.evaluator = StreamingEvaluator(self.path)
-        settings = Settings(
-            model_path=self.path,
-            model_watch_interval_seconds=watch_interval,
-            intra_op_threads=1,
+        self.reloader = ModelReloader(
+            ModelFile(self.path, intra_op_threads=1),
+            self.evaluator,
+            telemetry,
+            watch_interval=watch_interval,
+            clock=self.clock,
         )
-        self.reloader = ModelReloader(settings, self.evaluator, telemetry, clock=self.clock)
 
     def deploy(self, model: Path) -> None:
         """Replace the file atomically, as operators are told to."""

@@ -197,8 +197,9 @@ def test_a_fatal_commit_error_is_raised_after_the_callback(
     )
     s.revoke(0)  # does not raise into librdkafka
     assert s.cases.dropped == [{0}]
-    with pytest.raises(confluent_kafka.KafkaException):
+    with pytest.raises(KafkaFailure) as raised:
         s.rebalance.raise_failure()
+    assert isinstance(raised.value.__cause__, confluent_kafka.KafkaException)
     s.rebalance.raise_failure()  # raised once
 
 

@@ -7,6 +7,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from casewatch.errors import ConfigError
+from casewatch.kafka.config import consumer_config, producer_config
 from casewatch.settings import REDACTED, Settings, env_name, load_settings, unknown_env_names
 
 
@@ -70,7 +71,10 @@ def test_kafka_pass_through(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     assert settings.kafka["sasl.mechanism"] == "PLAIN"
     assert isinstance(settings.kafka["sasl.password"], SecretStr)
-    for config in (settings.consumer_config(), settings.producer_config()):
+    for config in (
+        consumer_config(settings.client_options()),
+        producer_config(settings.client_options()),
+    ):
         assert config["sasl.mechanism"] == "PLAIN"
         assert config["security.protocol"] == "SASL_SSL"
         assert config["sasl.username"] == "svc"
@@ -79,21 +83,21 @@ def test_kafka_pass_through(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_pass_through_overrides_defaults() -> None:
     settings = load_settings(kafka={"linger.ms": 50, "enable_idempotence": False})
-    producer = settings.producer_config()
+    producer = producer_config(settings.client_options())
     assert producer["linger.ms"] == "50"
     assert producer["enable.idempotence"] == "false"
 
 
 def test_client_defaults() -> None:
     settings = load_settings(group_id="g", bootstrap_servers="b:1", max_pending_outputs=1234)
-    consumer = settings.consumer_config()
+    consumer = consumer_config(settings.client_options())
     assert consumer["bootstrap.servers"] == "b:1"
     assert consumer["group.id"] == "g"
     assert consumer["enable.auto.commit"] is False
     assert consumer["enable.auto.offset.store"] is False
     assert consumer["partition.assignment.strategy"] == "cooperative-sticky"
     assert consumer["auto.offset.reset"] == "earliest"
-    producer = settings.producer_config()
+    producer = producer_config(settings.client_options())
     assert producer["bootstrap.servers"] == "b:1"
     assert producer["acks"] == "all"
     assert producer["enable.idempotence"] is True

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from structlog.testing import capture_logs
 
+from casewatch.daemon.build import changelog_topic
 from casewatch.daemon.startup import prepare_topics, warn_unknown_env
 from casewatch.errors import ConfigError, KafkaFailure
-from casewatch.kafka.config import check_client_properties
+from casewatch.kafka.config import admin_config, check_client_properties
 from casewatch.settings import Settings
+
+
+def unreachable(**waits: Any) -> int | None:
+    settings = Settings(bootstrap_servers="127.0.0.1:1", startup_timeout_seconds=1.5)
+    return prepare_topics(
+        settings.input_topic,
+        changelog_topic(settings),
+        admin_config(settings.client_options()),
+        timeout=settings.startup_timeout_seconds,
+        **waits,
+    )
 
 
 def test_an_unknown_setting_is_warned_about_with_the_closest_known_name() -> None:
@@ -42,12 +56,13 @@ def test_an_invalid_client_property_is_a_configuration_error_naming_it(
 ) -> None:
     settings = Settings(kafka=properties)
     with pytest.raises(ConfigError, match=named) as raised:
-        check_client_properties(settings)
+        check_client_properties(settings.client_options())
     assert "\n" not in str(raised.value)
 
 
 def test_valid_client_properties_pass() -> None:
-    check_client_properties(Settings(kafka={"linger.ms": "20", "session.timeout.ms": "6000"}))
+    settings = Settings(kafka={"linger.ms": "20", "session.timeout.ms": "6000"})
+    check_client_properties(settings.client_options())
 
 
 def test_an_unreachable_broker_is_retried_with_backoff_then_fails_with_its_cause() -> None:
@@ -58,9 +73,8 @@ def test_an_unreachable_broker_is_retried_with_backoff_then_fails_with_its_cause
         waits.append(seconds)
         now[0] += seconds
 
-    settings = Settings(bootstrap_servers="127.0.0.1:1", startup_timeout_seconds=1.5)
     with capture_logs() as logs, pytest.raises(KafkaFailure) as raised:
-        prepare_topics(settings, sleep=sleep, clock=lambda: now[0])
+        unreachable(sleep=sleep, clock=lambda: now[0])
     assert sum(waits) == pytest.approx(1.5)  # 0.5, then 1.0: doubling, cut at the bound
     message = str(raised.value)
     assert "cannot reach the brokers 127.0.0.1:1" in message
@@ -77,5 +91,4 @@ def test_a_stop_requested_while_waiting_for_the_broker_ends_start_up_cleanly() -
     def sleep(seconds: float) -> None:
         stop[0] = True
 
-    settings = Settings(bootstrap_servers="127.0.0.1:1", startup_timeout_seconds=1.5)
-    assert prepare_topics(settings, stopping=lambda: stop[0], sleep=sleep) is None
+    assert unreachable(stopping=lambda: stop[0], sleep=sleep) is None

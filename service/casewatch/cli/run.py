@@ -15,51 +15,29 @@ import os
 import signal
 from types import FrameType
 
-from casewatch.daemon.decode import INVALID_REASONS
-from casewatch.daemon.loop import Daemon
+from casewatch.daemon.build import build_daemon, load_evaluator, start_telemetry
 from casewatch.daemon.startup import warn_unknown_env
 from casewatch.errors import CasewatchError
 from casewatch.kafka.config import check_client_properties
-from casewatch.scoring.evaluator import StreamingEvaluator
-from casewatch.settings import Settings, load_settings
+from casewatch.settings import load_settings
 from casewatch.telemetry.logging import configure_logging, get_logger
-from casewatch.telemetry.metrics import Telemetry
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = "All settings come from CASEWATCH_* environment variables."
 
 
-def load_evaluator(settings: Settings) -> StreamingEvaluator:
-    """The evaluator the settings describe; raises ModelError when the model cannot be used."""
-    return StreamingEvaluator(
-        settings.model_path,
-        score_on_every_event=settings.score_policy == "every-event",
-        end_activities=settings.end_activities,
-        idle_ttl=settings.idle_ttl_seconds,
-        idle_quiet=settings.idle_quiet,
-        max_open_cases=settings.max_open_cases,
-        intra_op_threads=settings.intra_op_threads,
-        contract_path=settings.contract_path,
-        track_changes=True,
-        isolate_scoring_failures=True,
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     settings = load_settings()
-    check_client_properties(settings)
+    check_client_properties(settings.client_options())
     configure_logging(settings.log_level, settings.log_format)
     log = get_logger("casewatch.run")
     warn_unknown_env(os.environ)
     evaluator = load_evaluator(settings)
-    telemetry = Telemetry(invalid_reasons=INVALID_REASONS)
+    telemetry, host, port = start_telemetry(settings, evaluator)
     identity = evaluator.identity
-    telemetry.set_model(identity.name, identity.version, identity.sha256)
-    telemetry.set_model_loaded(True)
-    host, port = telemetry.serve(settings.metrics_host, settings.metrics_port)
     try:
-        daemon = Daemon(settings, evaluator, telemetry)
+        daemon = build_daemon(settings, evaluator, telemetry)
 
         def request_stop(signum: int, frame: FrameType | None) -> None:
             daemon.request_stop()

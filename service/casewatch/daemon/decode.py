@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import msgspec
 
@@ -26,9 +26,6 @@ from casewatch.daemon.timestamps import (
 )
 from casewatch.errors import ConfigError, InvalidEventError
 from casewatch.events import StreamingEvent
-
-if TYPE_CHECKING:
-    from casewatch.settings import Settings
 
 EMPTY: Final = "empty"
 OVERSIZED: Final = "oversized"
@@ -79,16 +76,6 @@ class FieldNames:
             raise ConfigError("input field names must not be empty")
         if len(set(names)) != len(names):
             raise ConfigError(f"input field names must be distinct, got {', '.join(names)}")
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> FieldNames:
-        return cls(
-            case_id=settings.case_id_field,
-            activity=settings.activity_field,
-            timestamp=settings.timestamp_field,
-            attributes=settings.attributes_field,
-            close=settings.close_field,
-        )
 
 
 def _typed_struct(names: FieldNames) -> type[msgspec.Struct]:

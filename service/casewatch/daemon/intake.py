@@ -18,9 +18,13 @@ from casewatch.daemon.dead_letter import dead_letter
 from casewatch.daemon.decode import EventDecoder, invalid_from
 from casewatch.errors import InvalidEventError
 from casewatch.events import StreamingEvent
+from casewatch.kafka.errors import raise_if_fatal
 from casewatch.kafka.producer import OutputProducer
 from casewatch.state.restore import Restorer
+from casewatch.telemetry.logging import get_logger
 from casewatch.telemetry.loop_metrics import LoopMetrics
+
+log = get_logger(__name__)
 
 _NO_TIMESTAMP = confluent_kafka.TIMESTAMP_NOT_AVAILABLE
 _NAN = float("nan")
@@ -36,7 +40,7 @@ class Intake:
         checkpoint: Checkpoint,
         restorer: Restorer,
         metrics: LoopMetrics,
-        on_consume_error: Callable[[Any], None],
+        on_consume_error: Callable[[Any], None] | None = None,
     ) -> None:
         self._decoder = decoder
         self._outputs = outputs
@@ -44,7 +48,7 @@ class Intake:
         self._checkpoint = checkpoint
         self._restorer = restorer
         self._metrics = metrics
-        self._on_consume_error = on_consume_error
+        self._on_consume_error = on_consume_error or consume_error
 
     def take(self, messages: list[Any]) -> tuple[list[StreamingEvent], list[float], int]:
         """The batch's events, the Kafka timestamp of each event's message in seconds (NaN when
@@ -90,3 +94,11 @@ class Intake:
         key, value, headers = dead_letter(message, error.reason, str(error))
         self._outputs.produce(self._dead_letter_topic, key, value, headers)
         self._metrics.invalid(error.reason)
+
+
+def consume_error(error: Any) -> None:
+    """A consumer error event: fatal ones stop the loop, the others are transient."""
+    if error.code() == confluent_kafka.KafkaError._PARTITION_EOF:
+        return
+    raise_if_fatal(error, "consumer failed")
+    log.warning("consumer_error", error=error.str())

@@ -1,5 +1,6 @@
 """The processing loop: consume -> decode -> score -> publish -> checkpoint, on one thread.
 
+The parts are built from the settings in ``casewatch.daemon.build``; the loop only runs them.
 Everything runs on the thread that calls ``Daemon.run``: librdkafka's delivery reports and
 rebalance callbacks are served inside ``poll``/``flush``/``consume`` on that thread too, so no
 state is shared. Other threads (a signal handler, a test) only call ``request_stop``.
@@ -13,180 +14,87 @@ and newly assigned partitions stay paused until their cases are restored
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
-from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import confluent_kafka
 import msgspec
 
-from casewatch.daemon.checkpoint import Checkpoint
 from casewatch.daemon.dead_letter import scoring_failure
-from casewatch.daemon.decode import EventDecoder, FieldNames
-from casewatch.daemon.intake import Intake
-from casewatch.daemon.model_reload import ModelReloader
-from casewatch.daemon.rebalance import Rebalance
-from casewatch.daemon.startup import prepare_topics
-from casewatch.errors import DeliveryFailure, KafkaFailure
-from casewatch.events import ModelIdentity, StreamingEvaluation, StreamingEvent
-from casewatch.kafka.config import is_fatal, restore_consumer_config
-from casewatch.kafka.producer import OutputProducer
+from casewatch.daemon.parts import LoopOptions, Parts
+from casewatch.errors import DeliveryFailure
+from casewatch.events import StreamingEvaluation, StreamingEvent
+from casewatch.kafka.errors import is_fatal, kafka_errors, to_casewatch
 from casewatch.scoring.isolation import ScoringFailure
-from casewatch.scoring.scorer import Scorer
-from casewatch.settings import Settings
-from casewatch.state.changelog import write_changes
-from casewatch.state.changes import StateChanges
-from casewatch.state.restore import Restorer
 from casewatch.telemetry.logging import get_logger
-from casewatch.telemetry.loop_metrics import LoopMetrics
-from casewatch.telemetry.metrics import Telemetry
 
 log = get_logger(__name__)
 
 _CHECKPOINT_FLUSH_SECONDS = 5.0
 
 
-class Evaluator(Protocol):
-    @property
-    def identity(self) -> ModelIdentity: ...
-
-    @property
-    def unknown_activity_events(self) -> int: ...
-
-    @property
-    def open_case_count(self) -> int: ...
-
-    @property
-    def scoring_failures(self) -> list[ScoringFailure]: ...
-
-    def on_events(
-        self,
-        events: Sequence[StreamingEvent],
-        *,
-        source_topic: str | None = None,
-        times: Sequence[float] | None = None,
-    ) -> list[StreamingEvaluation]: ...
-
-    def expire(
-        self, now: float | None = None, *, source_topic: str | None = None
-    ) -> list[StreamingEvaluation]: ...
-
-    def drop_partitions(self, partitions: set[int]) -> int: ...
-
-    def take_state_changes(self) -> StateChanges: ...
-
-    def restore_case(self, case_id: str, state: bytes) -> None: ...
-
-    def forget_case(self, case_id: str) -> None: ...
-
-    def last_offset(self, case_id: str) -> int | None: ...
-
-    def swap_scorer(self, scorer: Scorer) -> bool: ...
-
-
 class Daemon:
     """One consumer, one producer, one evaluator; ``run`` returns when a stop is requested."""
 
-    def __init__(self, settings: Settings, evaluator: Evaluator, telemetry: Telemetry) -> None:
-        self.settings = settings
-        self.evaluator = evaluator
-        self.telemetry = telemetry
-        self.decoder = EventDecoder(
-            FieldNames.from_settings(settings), max_message_bytes=settings.max_message_bytes
-        )
+    def __init__(self, options: LoopOptions, parts: Parts) -> None:
+        self.options = options
+        self.evaluator = parts.evaluator
+        self.telemetry = parts.telemetry
+        self.metrics = parts.metrics
+        self.outputs = parts.outputs
+        self.checkpoint = parts.checkpoint
+        self.restorer = parts.restorer
+        self.rebalance = parts.rebalance
+        self.intake = parts.intake
+        self.reloader = parts.reloader
+        self.back_pressure = parts.back_pressure
+        self._stop = parts.stop
+        self._prepare_topics = parts.prepare_topics
         self.encoder = msgspec.json.Encoder()
-        kafka_logger = {"logger": logging.getLogger("casewatch.librdkafka")}
-        self._consumer_config = {**settings.consumer_config(), **kafka_logger}
-        self.outputs = OutputProducer(
-            {**settings.producer_config(), **kafka_logger},
-            max_pending=settings.max_pending_outputs,
-            dead_letter_topic=settings.dlq_topic,
-        )
-        self.checkpoint = Checkpoint(
-            settings.input_topic,
-            interval=settings.commit_interval_seconds,
-            write_changelog=lambda: write_changes(settings.changelog, evaluator, self.outputs),
-        )
-        self.restorer = Restorer(
-            settings.changelog,
-            {**restore_consumer_config(settings), **kafka_logger},
-            evaluator,
-            batch_size=settings.restore_batch_size,
-        )
-        strategy = str(self._consumer_config.get("partition.assignment.strategy", ""))
-        self.rebalance = Rebalance(
-            checkpoint=self.checkpoint,
-            outputs=self.outputs,
-            evaluator=evaluator,
-            restorer=self.restorer,
-            out_of_range=settings.offset_out_of_range,
-            cooperative="cooperative" in strategy,
-            flush_timeout=settings.shutdown_timeout_seconds,
-            counted=self._count_rebalance,
-        )
-        self.metrics = LoopMetrics(telemetry, evaluator, self.outputs)
-        self.intake = Intake(
-            self.decoder,
-            outputs=self.outputs,
-            dead_letter_topic=settings.dlq_topic,
-            checkpoint=self.checkpoint,
-            restorer=self.restorer,
-            metrics=self.metrics,
-            on_consume_error=self._on_consume_error,
-        )
-        self.reloader = ModelReloader(settings, evaluator, telemetry)
-        self._stopping = False
 
     def request_stop(self) -> None:
-        self._stopping = True
+        self._stop.set()
 
     def request_model_reload(self) -> None:
         self.reloader.request()
 
     def run(self) -> None:
         """Process until ``request_stop``; raises CasewatchError on a fatal failure."""
-        s = self.settings
-        partitions = prepare_topics(
-            s, stopping=lambda: self._stopping, heartbeat=self.telemetry.heartbeat
-        )
+        o = self.options
+        partitions = self._prepare_topics()
         if partitions is None:
             log.info("daemon_stopped", commits=0)
             return
-        try:
-            if self.outputs.transactional:
-                self.outputs.start_transactions(s.shutdown_timeout_seconds)
-            consumer: Any = confluent_kafka.Consumer(self._consumer_config)
+        if self.outputs.transactional:
+            self.outputs.start_transactions(o.shutdown_timeout)
+        with kafka_errors("cannot start the consumer"):
+            consumer: Any = confluent_kafka.Consumer(o.consumer_config)
             consumer.subscribe(
-                [s.input_topic],
+                [o.input_topic],
                 on_assign=self.rebalance.on_assign,
                 on_revoke=self.rebalance.on_revoke,
                 on_lost=self.rebalance.on_lost,
             )
-        except confluent_kafka.KafkaException as exc:
-            raise KafkaFailure(f"cannot start the consumer: {exc}") from None
         log.info(
             "daemon_started",
-            input_topic=s.input_topic,
-            output_topic=s.output_topic,
-            changelog_topic=s.changelog,
+            input_topic=o.input_topic,
+            output_topic=o.output_topic,
+            changelog_topic=o.changelog_topic,
             partitions=partitions,
-            processing_guarantee=s.processing_guarantee,
+            processing_guarantee="exactly_once" if o.exactly_once else "at_least_once",
         )
         try:
-            self._loop(consumer)
-            self._shutdown(consumer)
-        except confluent_kafka.KafkaException as exc:
-            self._abandon(consumer)
-            raise KafkaFailure(f"kafka: {exc}") from None
+            with kafka_errors("kafka"):
+                self._loop(consumer)
+                self._shutdown(consumer)
         except BaseException:
             self._abandon(consumer)
             raise
 
     def _loop(self, consumer: Any) -> None:
-        s, telemetry, rebalance = self.settings, self.telemetry, self.rebalance
-        batch_size, wait = s.max_batch_size, s.max_batch_wait_ms / 1000
-        while not self._stopping:
+        telemetry, rebalance, stopping = self.telemetry, self.rebalance, self._stop
+        batch_size, wait = self.options.max_batch_size, self.options.max_batch_wait
+        while not stopping():
             telemetry.heartbeat()
             # Take what is already fetched without waiting; wait only when nothing is there.
             messages = consumer.consume(num_messages=batch_size, timeout=0) or consumer.consume(
@@ -202,13 +110,13 @@ class Daemon:
             self._publish(evaluations, consumed_at)
             if consumed:
                 self.metrics.batch(consumed, started)
-            self._relieve_backpressure(consumer)
+            self.back_pressure.relieve(consumer)
             self._advance_checkpoint(consumer)
             self.reloader.maybe_reload()
 
     def _score(self, events: list[StreamingEvent], times: list[float]) -> list[StreamingEvaluation]:
         started = time.perf_counter()
-        topic = self.settings.input_topic
+        topic = self.options.input_topic
         evaluations = self.evaluator.on_events(events, source_topic=topic, times=times)
         expired = self.evaluator.expire(source_topic=topic)
         if evaluations or expired:
@@ -219,7 +127,7 @@ class Daemon:
 
     def _publish(self, evaluations: list[StreamingEvaluation], consumed_at: float) -> None:
         topic, produce, encode = (
-            self.settings.output_topic,
+            self.options.output_topic,
             self.outputs.produce,
             self.encoder.encode,
         )
@@ -230,23 +138,15 @@ class Daemon:
     def _dead_letter_failures(self, failures: list[ScoringFailure]) -> None:
         """Cases the model failed on: an error record each instead of an evaluation."""
         for failure in failures:
-            self.outputs.produce(self.settings.dlq_topic, *scoring_failure(failure))
+            self.outputs.produce(self.options.dead_letter_topic, *scoring_failure(failure))
         self.metrics.scoring_failures(failures)
         failures.clear()
-
-    def _on_consume_error(self, error: Any) -> None:
-        if error.code() == confluent_kafka.KafkaError._PARTITION_EOF:
-            return
-        if error.fatal():
-            raise KafkaFailure(f"consumer failed: {error.str()}")
-        log.warning("consumer_error", error=error.str())
 
     def _restore_step(self, consumer: Any) -> None:
         restorer = self.restorer
         finished = restorer.step()
         if finished:
-            topic = self.settings.input_topic
-            consumer.resume([confluent_kafka.TopicPartition(topic, p) for p in finished])
+            self.back_pressure.resume_restored(consumer, finished)
             log.info(
                 "partitions_restored",
                 partitions=sorted(finished),
@@ -254,20 +154,6 @@ class Daemon:
                 open_cases=self.evaluator.open_case_count,
             )
         self.metrics.restore(restorer.restoring, restorer.records, finished)
-
-    def _relieve_backpressure(self, consumer: Any) -> None:
-        outputs = self.outputs
-        outputs.poll(0)
-        if not outputs.over_limit():
-            return
-        assignment = consumer.assignment()
-        consumer.pause(assignment)
-        self.telemetry.paused.set(1)
-        try:
-            outputs.drain_below(outputs.max_pending // 2)
-        finally:
-            consumer.resume(assignment)
-            self.telemetry.paused.set(0)
 
     def _advance_checkpoint(self, consumer: Any) -> None:
         if self.outputs.transactional:
@@ -296,7 +182,7 @@ class Daemon:
 
     def _commit_rejected(self, exc: confluent_kafka.KafkaException) -> None:
         if is_fatal(exc):
-            raise exc
+            raise to_casewatch(exc, "commit failed") from exc
         # A commit rejected during a rebalance is retried at the next checkpoint; the worst
         # case is that some input is read again, never that some is skipped.
         log.warning("commit_rejected", error=str(exc))
@@ -304,18 +190,11 @@ class Daemon:
     def _observe_checkpoint(self, consumer: Any) -> None:
         checkpoint = self.checkpoint
         self.metrics.checkpoint(checkpoint.changelog_records, self.outputs.pending)
-        self.metrics.lag(consumer, self.settings.input_topic, self.rebalance.assigned)
-
-    def _count_rebalance(self, kind: str, partitions: set[int]) -> None:
-        rebalance = self.rebalance
-        self.metrics.rebalance(kind, partitions, rebalance.assigned, rebalance.out_of_range_count)
-        self.metrics.restore(self.restorer.restoring, self.restorer.records, {})
-        event = {"assign": "partitions_assigned", "revoke": "partitions_revoked"}.get(kind)
-        log.info(event or f"partitions_{kind}", partitions=sorted(partitions))
+        self.metrics.lag(consumer, self.options.input_topic, self.rebalance.assigned)
 
     def _shutdown(self, consumer: Any) -> None:
         """Deliver what is in flight, commit it, leave the group."""
-        timeout = self.settings.shutdown_timeout_seconds
+        timeout = self.options.shutdown_timeout
         delivered = self._checkpoint(consumer, timeout)
         pending = self.outputs.pending
         if not delivered:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from casewatch.errors import CasewatchError
 from casewatch.events import ModelIdentity
 from casewatch.scoring.scorer import Scorer
-from casewatch.settings import Settings
 from casewatch.telemetry.logging import get_logger
 from casewatch.telemetry.metrics import Telemetry
 
@@ -33,19 +33,34 @@ class _Swappable(Protocol):
     def swap_scorer(self, scorer: Scorer) -> bool: ...
 
 
+@dataclass(frozen=True)
+class ModelFile:
+    """The scorer the daemon runs: loaded at start-up, and again from the same file on reload."""
+
+    path: Path
+    contract_path: Path | None = None
+    intra_op_threads: int = 1
+
+    def load(self) -> Scorer:
+        """Raises ModelError (ContractError) when the file cannot be used."""
+        return Scorer(
+            self.path, contract_path=self.contract_path, intra_op_threads=self.intra_op_threads
+        )
+
+
 class ModelReloader:
     def __init__(
         self,
-        settings: Settings,
+        model: ModelFile,
         evaluator: _Swappable,
         telemetry: Telemetry,
         *,
+        watch_interval: float | None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._path = Path(settings.model_path)
-        self._contract_path = settings.contract_path
-        self._threads = settings.intra_op_threads
-        self._interval = settings.model_watch_interval_seconds
+        self._model = model
+        self._path = model.path
+        self._interval = watch_interval
         self._evaluator = evaluator
         self._telemetry = telemetry
         self._clock = clock
@@ -79,9 +94,7 @@ class ModelReloader:
 
     def _reload(self) -> bool:
         try:
-            scorer = Scorer(
-                self._path, contract_path=self._contract_path, intra_op_threads=self._threads
-            )
+            scorer = self._model.load()
         except CasewatchError as exc:
             self._telemetry.model_load_failures.inc()
             log.error("model_reload_failed", error=str(exc), kept=self._evaluator.identity.version)

@@ -20,10 +20,11 @@ import confluent_kafka
 
 from casewatch.daemon.checkpoint import Checkpoint
 from casewatch.errors import KafkaFailure
-from casewatch.kafka.config import is_fatal
+from casewatch.kafka.errors import is_fatal, to_casewatch
 from casewatch.kafka.producer import OutputProducer
 from casewatch.state.restore import Restorer
 from casewatch.telemetry.logging import get_logger
+from casewatch.telemetry.loop_metrics import LoopMetrics
 
 log = get_logger(__name__)
 _METADATA_TIMEOUT = 10.0
@@ -86,7 +87,7 @@ class Rebalance:
                 self._checkpoint.commit(consumer, self._outputs, flush_timeout=self._flush_timeout)
             except confluent_kafka.KafkaException as exc:
                 if is_fatal(exc):
-                    self.failure = self.failure or exc
+                    self.failure = self.failure or to_casewatch(exc, "commit on revoke failed")
                 else:
                     # The group moved on before the commit landed (a rebalance in progress):
                     # the new owner re-reads from the last commit and skips what the
@@ -134,3 +135,13 @@ class Rebalance:
                     f"the log [{low}, {high}] and offset_out_of_range=fail"
                 )
             tp.offset = low if self._out_of_range == "earliest" else high
+
+
+def report(
+    metrics: LoopMetrics, rebalance: Rebalance, restorer: Restorer, kind: str, partitions: set[int]
+) -> None:
+    """What a rebalance changed, for the metrics and the log (``Rebalance``'s ``counted``)."""
+    metrics.rebalance(kind, partitions, rebalance.assigned, rebalance.out_of_range_count)
+    metrics.restore(restorer.restoring, restorer.records, {})
+    event = {"assign": "partitions_assigned", "revoke": "partitions_revoked"}.get(kind)
+    log.info(event or f"partitions_{kind}", partitions=sorted(partitions))

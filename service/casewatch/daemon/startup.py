@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import difflib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -20,9 +19,8 @@ import confluent_kafka
 from confluent_kafka.admin import AdminClient
 
 from casewatch.errors import KafkaFailure
-from casewatch.kafka.config import admin_config
-from casewatch.settings import ENV_PREFIX, Settings, env_name, unknown_env_names
-from casewatch.state.changelog import ensure_changelog
+from casewatch.settings import closest_env_name, unknown_env_names
+from casewatch.state.changelog import ChangelogTopic, ensure_changelog
 from casewatch.telemetry.logging import get_logger
 
 log = get_logger(__name__)
@@ -34,14 +32,9 @@ _ATTEMPT_SECONDS = 5.0
 
 def warn_unknown_env(environ: Mapping[str, str]) -> list[str]:
     """Log one warning per ``CASEWATCH_*`` variable that sets nothing; returns their names."""
-    known = {
-        env_name(name).removeprefix(ENV_PREFIX): env_name(name) for name in Settings.model_fields
-    }
     unknown = unknown_env_names(environ)
     for name in unknown:
-        # Compared without the shared prefix, which would make every pair look alike.
-        close = difflib.get_close_matches(name.removeprefix(ENV_PREFIX), known, n=1, cutoff=0.8)
-        log.warning("unknown_setting", variable=name, closest=known[close[0]] if close else None)
+        log.warning("unknown_setting", variable=name, closest=closest_env_name(name))
     return unknown
 
 
@@ -55,8 +48,11 @@ class _NotReady(Exception):
 
 
 def prepare_topics(
-    settings: Settings,
+    input_topic: str,
+    changelog: ChangelogTopic,
+    admin_config: dict[str, Any],
     *,
+    timeout: float,
     stopping: Callable[[], bool] = lambda: False,
     heartbeat: Callable[[], None] = lambda: None,
     sleep: Callable[[float], None] = time.sleep,
@@ -67,10 +63,10 @@ def prepare_topics(
     Returns None when ``stopping`` turns true while waiting: a stop requested during start-up
     is a clean stop. ``heartbeat`` is called while waiting: waiting is what the process should
     be doing then, so the liveness probe must not fail. Raises KafkaFailure once the broker or
-    the input topic stayed unavailable past ``startup_timeout_seconds``, ConfigError when the
+    the input topic stayed unavailable past ``timeout`` seconds, ConfigError when the
     changelog cannot match the input.
     """
-    bound = settings.startup_timeout_seconds
+    bound = timeout
     deadline = clock() + bound
     delay = _FIRST_RETRY_SECONDS
     attempt = 0
@@ -78,7 +74,8 @@ def prepare_topics(
         attempt += 1
         try:
             left = deadline - clock()
-            return _attempt(settings, min(_ATTEMPT_SECONDS, max(left / 3, 0.5)))
+            wait_at_most = min(_ATTEMPT_SECONDS, max(left / 3, 0.5))
+            return _attempt(input_topic, changelog, admin_config, wait_at_most)
         except _NotReady as exc:
             left = deadline - clock()
             if left <= 0:
@@ -104,13 +101,15 @@ def prepare_topics(
             delay = min(delay * 2, _LONGEST_RETRY_SECONDS)
 
 
-def _attempt(settings: Settings, timeout: float) -> int:
+def _attempt(
+    input_topic: str, changelog: ChangelogTopic, admin_config: dict[str, Any], timeout: float
+) -> int:
     causes: list[str] = []
     config: dict[str, Any] = {
         # librdkafka logs every reconnect; the error callback carries the same cause once.
         "log_level": 0,
         "logger": logging.getLogger("casewatch.librdkafka"),
-        **admin_config(settings),
+        **admin_config,
         "error_cb": lambda error: causes.append(error.str()),
     }
     admin = AdminClient(config)
@@ -121,11 +120,12 @@ def _attempt(settings: Settings, timeout: float) -> int:
         # (connection refused, name not resolved, TLS or SASL failure...).
         admin.poll(0)
         cause = causes[0] if causes else str(exc)
-        raise _NotReady(f"cannot reach the brokers {settings.bootstrap_servers}", cause) from None
-    topic = metadata.topics.get(settings.input_topic)
+        brokers = admin_config.get("bootstrap.servers")
+        raise _NotReady(f"cannot reach the brokers {brokers}", cause) from None
+    topic = metadata.topics.get(input_topic)
     if topic is None or topic.error is not None or not topic.partitions:
         cause = "not in the cluster's metadata" if topic is None else str(topic.error)
-        raise _NotReady(f"input topic {settings.input_topic!r} is not available", cause)
+        raise _NotReady(f"input topic {input_topic!r} is not available", cause)
     partitions = len(topic.partitions)
-    ensure_changelog(settings, admin, metadata, partitions, timeout)
+    ensure_changelog(changelog, admin_config, admin, metadata, partitions, timeout)
     return partitions

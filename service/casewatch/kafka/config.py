@@ -1,4 +1,4 @@
-"""librdkafka configuration of casewatch's clients, built from the settings.
+"""librdkafka configuration of casewatch's clients, built from the options.
 
 Pass-through properties (``CASEWATCH_KAFKA__*``) go to every client that understands them:
 consumer-only properties (group membership, fetching) are kept away from producers and
@@ -10,45 +10,28 @@ from __future__ import annotations
 
 import re
 import socket
-from typing import Any, Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import confluent_kafka
-from pydantic import SecretStr
 
 from casewatch.errors import ConfigError
+from casewatch.kafka.errors import reason
 
 
-class Settings(Protocol):
-    """The settings the client configurations are built from (``casewatch.settings``)."""
+@dataclass(frozen=True)
+class ClientOptions:
+    """What the client configurations are built from; ``properties`` are the pass-through
+    ``CASEWATCH_KAFKA__*`` librdkafka properties with their secrets revealed (never printed)."""
 
-    @property
-    def bootstrap_servers(self) -> str: ...
-    @property
-    def group_id(self) -> str: ...
-    @property
-    def auto_offset_reset(self) -> str: ...
-    @property
-    def max_pending_outputs(self) -> int: ...
-    @property
-    def processing_guarantee(self) -> str: ...
-    @property
-    def transactional_id(self) -> str | None: ...
-    @property
-    def kafka(self) -> dict[str, str | SecretStr]: ...
-
-    def pass_through(self) -> dict[str, str]: ...
-
-
-def kafka_error(exc: confluent_kafka.KafkaException) -> confluent_kafka.KafkaError | None:
-    """The KafkaError an exception carries: the one place Kafka errors are unpacked."""
-    error = exc.args[0] if exc.args else None
-    return error if isinstance(error, confluent_kafka.KafkaError) else None
-
-
-def is_fatal(exc: confluent_kafka.KafkaException) -> bool:
-    """Whether the client is unusable after ``exc`` (fenced, fatal idempotence error...)."""
-    error = kafka_error(exc)
-    return error is not None and bool(error.fatal())
+    bootstrap_servers: str
+    group_id: str
+    auto_offset_reset: str = "earliest"
+    max_pending_outputs: int = 200_000
+    processing_guarantee: str = "at_least_once"
+    transactional_id: str | None = None
+    properties: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 _CONSUMER_ONLY = (
@@ -66,39 +49,37 @@ _PRODUCER_ONLY = (
 )  # fmt: skip
 
 
-def _for(settings: Settings, role: str) -> dict[str, str]:
+def _for(options: ClientOptions, role: str) -> dict[str, str]:
     excluded = _PRODUCER_ONLY if role == "consumer" else _CONSUMER_ONLY
-    return {k: v for k, v in settings.pass_through().items() if not k.startswith(excluded)}
+    return {k: v for k, v in options.properties.items() if not k.startswith(excluded)}
 
 
-def consumer_config(settings: Settings) -> dict[str, Any]:
+def consumer_config(options: ClientOptions) -> dict[str, Any]:
     """The input consumer: offsets are stored and committed by casewatch, never automatically."""
     config: dict[str, Any] = {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "group.id": settings.group_id,
-        "client.id": f"{settings.group_id}-consumer",
+        "bootstrap.servers": options.bootstrap_servers,
+        "group.id": options.group_id,
+        "client.id": f"{options.group_id}-consumer",
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
-        "auto.offset.reset": settings.auto_offset_reset,
+        "auto.offset.reset": options.auto_offset_reset,
         # Cooperative rebalancing moves only the partitions that change owner, so the others
         # keep their in-memory cases and never restore.
         "partition.assignment.strategy": "cooperative-sticky",
         "enable.partition.eof": False,
         "isolation.level": "read_committed",
     }
-    config.update(_for(settings, "consumer"))
+    config.update(_for(options, "consumer"))
     return config
 
 
-def restore_consumer_config(settings: Settings) -> dict[str, Any]:
+def restore_consumer_config(options: ClientOptions) -> dict[str, Any]:
     """A group-less reader of the changelog: assigned partitions only, nothing committed."""
-    config = {
-        k: v for k, v in consumer_config(settings).items() if not k.startswith(_CONSUMER_ONLY)
-    }
+    config = {k: v for k, v in consumer_config(options).items() if not k.startswith(_CONSUMER_ONLY)}
     config.update(
         {
-            "group.id": f"{settings.group_id}-restore",
-            "client.id": f"{settings.group_id}-restore",
+            "group.id": f"{options.group_id}-restore",
+            "client.id": f"{options.group_id}-restore",
             "enable.auto.commit": False,
             "enable.partition.eof": False,
             "isolation.level": "read_committed",
@@ -109,36 +90,36 @@ def restore_consumer_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
-def producer_config(settings: Settings) -> dict[str, Any]:
+def producer_config(options: ClientOptions) -> dict[str, Any]:
     """The output producer: idempotent, acks from all replicas, batched."""
     config: dict[str, Any] = {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "client.id": f"{settings.group_id}-producer",
+        "bootstrap.servers": options.bootstrap_servers,
+        "client.id": f"{options.group_id}-producer",
         "acks": "all",
         "enable.idempotence": True,
         "linger.ms": 5,
         # lz4 costs the least CPU per byte of the broker-supported codecs.
         "compression.type": "lz4",
-        "queue.buffering.max.messages": settings.max_pending_outputs,
+        "queue.buffering.max.messages": options.max_pending_outputs,
     }
-    if settings.processing_guarantee == "exactly_once":
-        config["transactional.id"] = settings.transactional_id or (
-            f"casewatch-{settings.group_id}-{socket.gethostname()}"
+    if options.processing_guarantee == "exactly_once":
+        config["transactional.id"] = options.transactional_id or (
+            f"casewatch-{options.group_id}-{socket.gethostname()}"
         )
-    config.update(_for(settings, "producer"))
+    config.update(_for(options, "producer"))
     return config
 
 
-def admin_config(settings: Settings) -> dict[str, Any]:
+def admin_config(options: ClientOptions) -> dict[str, Any]:
     """Admin and metadata requests: connection and security properties only."""
     shared = {
         k: v
-        for k, v in settings.pass_through().items()
+        for k, v in options.properties.items()
         if not k.startswith(_CONSUMER_ONLY) and not k.startswith(_PRODUCER_ONLY)
     }
     return {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "client.id": f"{settings.group_id}-admin",
+        "bootstrap.servers": options.bootstrap_servers,
+        "client.id": f"{options.group_id}-admin",
         **shared,
     }
 
@@ -146,7 +127,7 @@ def admin_config(settings: Settings) -> dict[str, Any]:
 _PROPERTY_IN_MESSAGE = re.compile(r'property:? "([^"]+)"')
 
 
-def check_client_properties(settings: Settings) -> None:
+def check_client_properties(options: ClientOptions) -> None:
     """Build each client once, unconnected, so invalid properties stop start-up at once.
 
     librdkafka checks property names and values when a client is created; doing that before
@@ -155,21 +136,20 @@ def check_client_properties(settings: Settings) -> None:
     """
     offline = {"bootstrap.servers": "", "log_level": 0}
     for build, config in (
-        (confluent_kafka.Producer, producer_config(settings)),
-        (confluent_kafka.Consumer, consumer_config(settings)),
+        (confluent_kafka.Producer, producer_config(options)),
+        (confluent_kafka.Consumer, consumer_config(options)),
     ):
         try:
             client: Any = build({**config, **offline})
         except confluent_kafka.KafkaException as exc:
-            raise ConfigError(_property_error(exc, settings)) from None
+            raise ConfigError(_property_error(exc, options)) from exc
         if isinstance(client, confluent_kafka.Consumer):
             client.close()
 
 
-def _property_error(exc: confluent_kafka.KafkaException, settings: Settings) -> str:
-    error = kafka_error(exc)
-    text = str(exc) if error is None else error.str()
+def _property_error(exc: confluent_kafka.KafkaException, options: ClientOptions) -> str:
+    text = reason(exc)
     match = _PROPERTY_IN_MESSAGE.search(text)
-    if match and match.group(1) in settings.kafka:
+    if match and match.group(1) in options.properties:
         return f"CASEWATCH_KAFKA__{match.group(1).upper().replace('.', '_')}: {text}"
     return f"Kafka client configuration: {text}"

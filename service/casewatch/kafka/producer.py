@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 import confluent_kafka
 
-from casewatch.errors import DeliveryFailure, KafkaFailure
+from casewatch.errors import DeliveryFailure
+from casewatch.kafka.errors import error_code, kafka_errors, reason, to_casewatch
 from casewatch.kafka.oversize import (
     DEFAULT_MAX_BYTES,
     RECORD_OVERHEAD,
@@ -35,23 +37,14 @@ _TOO_LARGE = frozenset(
         confluent_kafka.KafkaError.RECORD_LIST_TOO_LARGE,
     }
 )
-_FENCED = frozenset(
-    {
-        confluent_kafka.KafkaError._FENCED,
-        confluent_kafka.KafkaError.PRODUCER_FENCED,
-        confluent_kafka.KafkaError.INVALID_PRODUCER_EPOCH,
-    }
-)
 
 
 class OutputProducer:
     """An idempotent producer with a bounded count of undelivered records."""
 
     def __init__(self, config: dict[str, Any], *, max_pending: int, dead_letter_topic: str) -> None:
-        try:
+        with kafka_errors("cannot create the producer"):
             self._producer: Any = confluent_kafka.Producer(config)
-        except confluent_kafka.KafkaException as exc:
-            raise KafkaFailure(f"cannot create the producer: {exc}") from exc
         self.transactional = "transactional.id" in config
         self.max_pending = max_pending
         self.pending = 0
@@ -90,13 +83,12 @@ class OutputProducer:
         try:
             self._send(topic, key, value, headers, partition, self._on_delivery_now)
         except confluent_kafka.KafkaException as exc:
-            error = _kafka_error(exc)
-            if error is None or error.code() not in _TOO_LARGE:
-                raise KafkaFailure(f"cannot produce to {topic!r}: {exc}") from exc
+            if error_code(exc) not in _TOO_LARGE:
+                raise to_casewatch(exc, f"cannot produce to {topic!r}") from exc
             # Our size estimate fell short of librdkafka's: shrink below what it refused.
             limit = min(limit, record_size(key, value, headers)) // 2
             topic, key, value, headers = self._replace(
-                topic, key, value, headers, limit, error.str()
+                topic, key, value, headers, limit, reason(exc)
             )
             self._send(topic, key, value, headers, -1, self._on_delivery_now)
         self.pending += 1
@@ -198,16 +190,22 @@ class OutputProducer:
     def over_limit(self) -> bool:
         return self.pending > self.max_pending
 
-    def drain_below(self, target: int, *, poll_other: Any = None) -> None:
+    def drain_below(
+        self, target: int, *, timeout: float, stopping: Callable[[], bool] = lambda: False
+    ) -> bool:
         """Serve delivery reports until at most ``target`` records are undelivered.
 
-        ``poll_other`` is called between waits so a paused consumer keeps its group membership.
+        Gives up after ``timeout`` seconds or once ``stopping`` turns true; True when the target
+        was reached. Raises DeliveryFailure when any record has failed.
         """
+        deadline = time.monotonic() + timeout
         while self.pending > target:
-            self._serve(0.1)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or stopping():
+                break
+            self._serve(min(remaining, 0.1))
             self.raise_first_error()
-            if poll_other is not None:
-                poll_other()
+        return self.pending <= target
 
     def flush(self, timeout: float) -> bool:
         """Wait up to ``timeout`` for every record; True when all are delivered.
@@ -243,18 +241,10 @@ class OutputProducer:
         self._transactional(self._producer.begin_transaction)
 
     def _transactional(self, call: Any) -> None:
-        try:
+        # An aborted transaction discarded outputs whose input is already applied to the
+        # in-memory cases: only a restart (restore from the changelog) makes them agree again.
+        with kafka_errors("transaction failed"):
             call()
-        except confluent_kafka.KafkaException as exc:
-            error = _kafka_error(exc)
-            reason = error.str() if error is not None else str(exc)
-            if error is not None and error.code() in _FENCED:
-                raise KafkaFailure(
-                    f"fenced by a newer instance with the same transactional id: {reason}"
-                ) from None
-            # An aborted transaction discarded outputs whose input is already applied to the
-            # in-memory cases: only a restart (restore from the changelog) makes them agree again.
-            raise KafkaFailure(f"transaction failed: {reason}") from None
 
     def raise_first_error(self) -> None:
         if self.first_error is not None:
@@ -285,9 +275,3 @@ class OutputProducer:
         # Still pending: its replacement takes its place in the count.
         self._refused.append((generation, message.topic(), key, value, headers, size))
         return True
-
-
-def _kafka_error(exc: confluent_kafka.KafkaException) -> Any:
-    """The KafkaError a KafkaException carries, None when it carries none."""
-    error = exc.args[0] if exc.args else None
-    return error if isinstance(error, confluent_kafka.KafkaError) else None

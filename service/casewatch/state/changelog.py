@@ -9,6 +9,7 @@ that closed, timed out or was evicted) carries that offset in a header.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import confluent_kafka
@@ -16,15 +17,23 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from casewatch.errors import ConfigError, KafkaFailure
-from casewatch.kafka.config import admin_config
 from casewatch.kafka.producer import OutputProducer
-from casewatch.settings import Settings
 from casewatch.state.changes import StateChanges
 from casewatch.telemetry.logging import get_logger
 
 log = get_logger(__name__)
 
 SOURCE_OFFSET_HEADER = "casewatch.source.offset"
+
+
+@dataclass(frozen=True)
+class ChangelogTopic:
+    """The changelog of one consumer group's ``input_topic``; ``legacy`` is the name earlier
+    releases gave it, None when the topic is named explicitly."""
+
+    name: str
+    input_topic: str
+    legacy: str | None = None
 
 
 class _ChangeSource(Protocol):
@@ -44,63 +53,70 @@ def write_changes(topic: str, source: _ChangeSource, outputs: OutputProducer) ->
 
 
 def ensure_changelog(
-    settings: Settings, admin: AdminClient, metadata: Any, partitions: int, timeout: float
+    changelog: ChangelogTopic,
+    admin_config: dict[str, Any],
+    admin: AdminClient,
+    metadata: Any,
+    partitions: int,
+    timeout: float,
 ) -> None:
     """Make sure the changelog exists with exactly the input's ``partitions``.
 
     Created compacted through the admin API; where the broker cannot (no controller, no rights)
-    a metadata request auto-creates it with the broker's defaults instead. Raises ConfigError
-    when its partition count differs from the input's: the cases of input partition p are
-    restored from changelog partition p, so any other count would restore the wrong cases.
+    a metadata request with ``admin_config`` auto-creates it with the broker's defaults instead.
+    Raises ConfigError when its partition count differs from the input's: the cases of input
+    partition p are restored from changelog partition p, so any other count would restore the
+    wrong cases.
     """
-    changelog = settings.changelog
-    existing = metadata.topics.get(changelog)
+    name = changelog.name
+    existing = metadata.topics.get(name)
     if existing is not None and existing.error is None:
         have = len(existing.partitions)
     else:
-        _note_legacy(settings, metadata)
-        have = _create(settings, admin, partitions, timeout)
+        _note_legacy(changelog, metadata)
+        have = _create(name, admin, admin_config, partitions, timeout)
     if have != partitions:
         raise ConfigError(
-            f"changelog topic {changelog!r} has {have} partitions but input topic "
-            f"{settings.input_topic!r} has {partitions}: recreate the changelog with "
+            f"changelog topic {name!r} has {have} partitions but input topic "
+            f"{changelog.input_topic!r} has {partitions}: recreate the changelog with "
             f"{partitions} partitions, or set CASEWATCH_CHANGELOG_TOPIC to a new topic"
         )
 
 
-def _note_legacy(settings: Settings, metadata: Any) -> None:
+def _note_legacy(changelog: ChangelogTopic, metadata: Any) -> None:
     # Earlier releases named the changelog after the input topic only, so every group on the
     # topic shared it. Its records cannot be told apart by group, so they are not taken over.
-    legacy = settings.legacy_changelog
-    if settings.changelog_topic is None and legacy in metadata.topics:
+    legacy = changelog.legacy
+    if legacy is not None and legacy in metadata.topics:
         log.warning(
             "legacy_changelog_not_restored",
             legacy_topic=legacy,
-            changelog_topic=settings.changelog,
+            changelog_topic=changelog.name,
             hint=f"set CASEWATCH_CHANGELOG_TOPIC={legacy} to keep restoring from it",
         )
 
 
-def _create(settings: Settings, admin: AdminClient, partitions: int, timeout: float) -> int:
-    changelog = settings.changelog
+def _create(
+    name: str, admin: AdminClient, admin_config: dict[str, Any], partitions: int, timeout: float
+) -> int:
     topic = NewTopic(
-        changelog,
+        name,
         num_partitions=partitions,
         replication_factor=-1,
         config={"cleanup.policy": "compact"},
     )
-    future = admin.create_topics([topic], operation_timeout=timeout)[changelog]
+    future = admin.create_topics([topic], operation_timeout=timeout)[name]
     try:
         future.result(timeout=timeout + 2)
-        log.info("changelog_created", topic=changelog, partitions=partitions, compacted=True)
+        log.info("changelog_created", topic=name, partitions=partitions, compacted=True)
     except Exception as exc:  # any failure falls back to auto-creation
-        log.warning("changelog_admin_create_failed", topic=changelog, error=str(exc))
-    return _partition_count(settings, changelog, timeout)
+        log.warning("changelog_admin_create_failed", topic=name, error=str(exc))
+    return _partition_count(name, admin_config, timeout)
 
 
-def _partition_count(settings: Settings, topic: str, timeout: float) -> int:
+def _partition_count(topic: str, admin_config: dict[str, Any], timeout: float) -> int:
     """Partitions of ``topic``, auto-created by the metadata request if it does not exist."""
-    producer: Any = confluent_kafka.Producer(admin_config(settings))
+    producer: Any = confluent_kafka.Producer(admin_config)
     deadline = time.monotonic() + timeout
     while True:
         found = producer.list_topics(topic, timeout=timeout).topics.get(topic)

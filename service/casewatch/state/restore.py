@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import confluent_kafka
 
-from casewatch.errors import KafkaFailure
+from casewatch.kafka.errors import raise_if_fatal
 from casewatch.state.changelog import SOURCE_OFFSET_HEADER
 from casewatch.state.codec import StateFormatError
 from casewatch.telemetry.logging import get_logger
@@ -90,6 +90,11 @@ class Restorer:
     def restoring(self) -> bool:
         return bool(self._started)
 
+    @property
+    def partitions(self) -> frozenset[int]:
+        """The partitions being restored: paused until their cases are loaded."""
+        return frozenset(self._started)
+
     def begin(self, partitions: list[int]) -> None:
         for partition in partitions:
             self._started[partition] = time.monotonic()
@@ -145,8 +150,7 @@ class Restorer:
     def _apply(self, message: Any) -> None:
         error = message.error()
         if error is not None:
-            if error.fatal():
-                raise KafkaFailure(f"changelog read failed: {error.str()}")
+            raise_if_fatal(error, "changelog read failed")
             return
         partition, key, state = message.partition(), message.key(), message.value()
         if partition not in self._ends or key is None:
