@@ -607,6 +607,9 @@ def test_dashboard_has_the_operational_views() -> None:
     assert any("casewatch_consumer_lag" in e for e in every)
     assert any('anomalous="true"' in e for e in every)
     assert any("casewatch_dlq_records_total" in e for e in every)
+    assert any("casewatch_threshold" in e for e in every)
+    assert any("sum by (activity)" in e and "casewatch_anomalies_total" in e for e in every)
+    assert any("process_resident_memory_bytes" in e for e in every)
     heatmaps = [p for p in panels if p["type"] == "heatmap"]
     assert heatmaps
     for target in heatmaps[0]["targets"]:
