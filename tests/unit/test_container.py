@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from casewatch.offline.logs import read_log
 from casewatch.settings import KAFKA_ENV_PREFIX, Settings, env_name
 
 ROOT = Path(__file__).parents[2]
@@ -17,6 +21,7 @@ COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / "config" / "casewatch.env.example"
 PROMETHEUS = ROOT / "config" / "prometheus.yml"
 GRAFANA_DATASOURCES = ROOT / "config" / "grafana" / "provisioning" / "datasources"
+BUNDLED_LOG = ROOT / "service" / "casewatch" / "data" / "p2p-0.3-1.csv.gz"
 
 SETTINGS_ENV = {env_name(name) for name in Settings.model_fields if name != "kafka"}
 ENV_NAME = re.compile(r"\bCASEWATCH_[A-Z0-9_]+")
@@ -114,15 +119,62 @@ def test_compose_wiring() -> None:
     casewatch = services["casewatch"]
     assert casewatch["environment"]["CASEWATCH_BOOTSTRAP_SERVERS"] == "kafka:9092"
     assert casewatch["depends_on"]["topic-init"]["condition"] == "service_completed_successfully"
-    command = services["producer"]["command"]
-    assert command[0] == "produce"
-    assert (
-        command[command.index("--topic") + 1] == casewatch["environment"]["CASEWATCH_INPUT_TOPIC"]
-    )
-    assert any(arg.endswith("p2p-0.3-1.csv.gz") for arg in command)
+    script = producer_script()
+    assert f"--topic {casewatch['environment']['CASEWATCH_INPUT_TOPIC']} " in script
+    assert "/app/data/p2p-0.3-1.csv.gz" in script
     volumes = services["prometheus"]["volumes"]
     assert any(v.startswith("./config/prometheus.yml:") for v in volumes)
     assert any("grafana/provisioning" in v for v in services["grafana"]["volumes"])
+
+
+def producer_script() -> str:
+    producer = compose()["services"]["producer"]
+    assert producer["entrypoint"] == ["/bin/sh", "-c"]
+    (script,) = producer["command"]
+    # Compose turns $$ into $ before the shell sees it.
+    return str(script).replace("$$", "$")
+
+
+def test_the_compose_producer_replays_the_log_in_rounds_of_new_case_ids(tmp_path: Path) -> None:
+    # The image's own log path and scratch file, pointed into tmp_path; `casewatch` is a stub that
+    # keeps each round's file and ends the loop after the second round.
+    script = (
+        producer_script()
+        .replace("/app/data/p2p-0.3-1.csv.gz", str(BUNDLED_LOG))
+        .replace("/tmp/round.csv", str(tmp_path / "round.csv"))
+    )
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stub = bin_dir / "casewatch"
+    stub.write_text(
+        "#!/bin/sh\n"
+        f'n=$(ls "{tmp_path}" | grep -c "^seen-")\n'
+        f'cp "$2" "{tmp_path}/seen-$((n + 1)).csv"\n'
+        f'echo "$@" >> "{tmp_path}/args"\n'
+        '[ "$n" -lt 1 ]\n',
+        encoding="utf-8",
+    )
+    stub.chmod(0o755)
+    (bin_dir / "python").symlink_to(sys.executable)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(
+        ["/bin/sh", "-c", script], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode != 0, "the loop ends only when a replay fails"
+    args = (tmp_path / "args").read_text(encoding="utf-8").splitlines()
+    assert args == [f"produce {tmp_path / 'round.csv'} --topic casewatch-events --rate 2000"] * 2
+
+    original = read_log(BUNDLED_LOG)
+    rounds = [read_log(tmp_path / f"seen-{n}.csv") for n in (1, 2)]
+    ids = [{trace.case_id for trace in traces} for traces in rounds]
+    assert not ids[0] & ids[1], "a case id came back in the next round"
+    prefixes = [traces[0].case_id.removesuffix(original[0].case_id) for traces in rounds]
+    assert prefixes[0].endswith("-1-") and prefixes[1].endswith("-2-")
+    for prefix, traces in zip(prefixes, rounds, strict=True):
+        assert [t.case_id for t in traces] == [prefix + t.case_id for t in original]
+        assert [[e.name for e in t.events] for t in traces] == [
+            [e.name for e in t.events] for t in original
+        ]
 
 
 def test_compose_env_names_are_settings() -> None:
