@@ -6,11 +6,15 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from casewatch.offline.logs import read_log
 from casewatch.settings import KAFKA_ENV_PREFIX, Settings, env_name
@@ -21,6 +25,18 @@ COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / "config" / "casewatch.env.example"
 PROMETHEUS = ROOT / "config" / "prometheus.yml"
 GRAFANA_DATASOURCES = ROOT / "config" / "grafana" / "provisioning" / "datasources"
+LOCK = ROOT / "requirements.lock"
+# The environment markers of the image (python:3.11-slim on x86_64).
+IMAGE_MARKERS = {
+    "python_version": "3.11",
+    "python_full_version": "3.11.0",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "platform_machine": "x86_64",
+    "os_name": "posix",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+}
 BUNDLED_LOG = ROOT / "service" / "casewatch" / "data" / "p2p-0.3-1.csv.gz"
 
 SETTINGS_ENV = {env_name(name) for name in Settings.model_fields if name != "kafka"}
@@ -59,6 +75,83 @@ def test_dockerfile_is_multi_stage() -> None:
     assert "python:3.11-slim" in text
     assert "pip wheel" in text
     assert re.search(r"from=build", text), "the runtime stage takes the wheels from the build stage"
+
+
+def locked() -> dict[str, tuple[str, list[str]]]:
+    """requirements.lock as {normalized name: (version, hashes)}."""
+    text = re.sub(r"\\\n", " ", LOCK.read_text(encoding="utf-8"))
+    pins: dict[str, tuple[str, list[str]]] = {}
+    for line in text.splitlines():
+        entry = line.split("#")[0].strip()
+        if not entry:
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9._-]+)==(\S+)((?:\s+--hash=sha256:[0-9a-f]{64})*)", entry)
+        assert match, f"not an exact pin with hashes: {entry[:80]}"
+        name, version, hashes = match.groups()
+        pins[canonicalize_name(name)] = (version, hashes.split())
+    return pins
+
+
+def runtime_requirements() -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return [Requirement(spec) for spec in project["dependencies"]]
+
+
+def test_the_lock_pins_every_runtime_dependency_with_hashes() -> None:
+    pins = locked()
+    assert all(hashes for _, hashes in pins.values())
+    for requirement in runtime_requirements():
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{requirement.name} is a dependency but not in {LOCK.name}"
+        assert requirement.specifier.contains(pins[name][0]), f"{name}=={pins[name][0]}"
+    # Runtime only: nothing from the dev or parquet extras, and not casewatch itself.
+    assert not {"pytest", "mypy", "ruff", "pyarrow", "scikit-learn", "casewatch"} & set(pins)
+
+
+def test_the_lock_is_closed_under_the_dependencies_of_what_it_pins() -> None:
+    # Read from the installed metadata of every package installed at its locked version: what
+    # each requires on Linux / Python 3.11 (the image) must be pinned too.
+    pins = locked()
+    checked = 0
+    for name, (version, _) in pins.items():
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        if dist.version != version:
+            continue
+        checked += 1
+        for spec in dist.requires or []:
+            requirement = Requirement(spec)
+            marker = requirement.marker
+            if marker is None or marker.evaluate({"extra": "", **IMAGE_MARKERS}):
+                wanted = canonicalize_name(requirement.name)
+                assert wanted in pins, f"{name} needs {requirement}, which is not locked"
+                assert requirement.specifier.contains(pins[wanted][0]), f"{name}: {requirement}"
+    assert checked >= len(runtime_requirements())
+
+
+def test_the_image_installs_the_lock() -> None:
+    instructions = dockerfile_instructions()
+    build = instructions[: next(i for i, (k, a) in enumerate(instructions) if "AS runtime" in a)]
+    copies = [args for keyword, args in build if keyword == "COPY"]
+    assert any(LOCK.name in args.split()[:-1] for args in copies)
+    runs = [args for keyword, args in build if keyword == "RUN"]
+    from_lock = [r for r in runs if f"-r {LOCK.name}" in r]
+    assert from_lock and "--require-hashes" in from_lock[0] and "pip wheel" in from_lock[0]
+    # casewatch's own wheel brings no dependency of its own choosing.
+    assert any(re.search(r"pip wheel --no-deps .*\s\.$", r) for r in runs)
+    runtime_runs = [args for keyword, args in instructions[len(build) :] if keyword == "RUN"]
+    assert any("pip install --no-index --find-links /wheels casewatch" in r for r in runtime_runs)
+    assert LOCK.name not in (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
+
+
+def test_make_lock_regenerates_the_lock() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = makefile.split("\nlock:", 1)[1].split("\n\n", 1)[0]
+    assert "--generate-hashes" in recipe and "--python-version 3.11" in recipe
+    assert f"-o {LOCK.name}" in recipe
+    assert "make lock" in LOCK.read_text(encoding="utf-8").split("\n", 3)[1]
 
 
 def test_dockerfile_runs_as_non_root() -> None:
