@@ -1,7 +1,10 @@
 """The daemon's Prometheus metric families, and ``Telemetry``: those metrics with health and server.
 
 Every metric lives in the instance's own registry and is created, with its known label children,
-in ``__init__``: the processing loop only calls ``inc``/``set``/``observe`` on ready objects.
+in ``__init__``: the processing loop only calls ``inc``/``set``/``observe`` on ready objects. The
+exceptions are the threshold and blamed-activity children, whose label values come with the
+evaluations (``casewatch.telemetry.model_series``). The registry also carries the process,
+interpreter and garbage-collector series, and no ``_created`` series.
 ``Telemetry`` adds the health state (``casewatch.telemetry.health``) and the HTTP thread that
 serves both (``casewatch.telemetry.server``), so the loop reaches everything it reports through
 one object.
