@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
-# casewatch: build the wheel (and its dependencies' wheels) in one stage, install them in a slim
-# runtime stage that carries no compiler, no pip cache and no source tree.
+# casewatch: build the wheel and fetch its dependencies' wheels as pinned by requirements.lock in
+# one stage, install them in a slim runtime stage that carries no compiler, no pip cache and no
+# source tree.
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
@@ -8,9 +9,13 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY requirements.lock pyproject.toml README.md ./
+# The runtime dependencies exactly as locked (`make lock`), each file checked against its hash,
+# in a layer of their own that a change to the source does not rebuild.
+RUN pip wheel --require-hashes --no-deps --wheel-dir /wheels -r requirements.lock
 COPY service ./service
-RUN pip wheel --wheel-dir /wheels .
+# casewatch itself on top, without its dependencies: only the locked wheels are there to meet them.
+RUN pip wheel --no-deps --wheel-dir /wheels .
 
 FROM ${PYTHON_IMAGE} AS runtime
 ENV PYTHONUNBUFFERED=1 \
@@ -18,6 +23,7 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     CASEWATCH_MODEL_PATH=/app/models/reference.onnx
+# --no-index: nothing but the build stage's wheels, so the install is the lock and nothing newer.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-index --find-links /wheels casewatch \
     && groupadd --system --gid 10001 casewatch \

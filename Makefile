@@ -47,5 +47,11 @@ reference-model: $(STAMP) ## retrain models/reference.onnx on the bundled log
 		../shared/data/eventlogs/*.csv.gz --card models/reference.md \
 		--before bench/quality-reference-1.1.0.json; fi
 
+.PHONY: lock
+lock: $(STAMP) ## re-pin the image's runtime dependencies in requirements.lock (LOCK_FLAGS=--upgrade for newest)
+	$(BIN)/pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--generate-hashes --custom-compile-command "make lock" $(LOCK_FLAGS) -o requirements.lock
+
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+import tomllib
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
+from casewatch.offline.logs import read_log
 from casewatch.settings import KAFKA_ENV_PREFIX, Settings, env_name
 
 ROOT = Path(__file__).parents[2]
@@ -17,6 +25,19 @@ COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / "config" / "casewatch.env.example"
 PROMETHEUS = ROOT / "config" / "prometheus.yml"
 GRAFANA_DATASOURCES = ROOT / "config" / "grafana" / "provisioning" / "datasources"
+LOCK = ROOT / "requirements.lock"
+# The environment markers of the image (python:3.11-slim on x86_64).
+IMAGE_MARKERS = {
+    "python_version": "3.11",
+    "python_full_version": "3.11.0",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "platform_machine": "x86_64",
+    "os_name": "posix",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+}
+BUNDLED_LOG = ROOT / "service" / "casewatch" / "data" / "p2p-0.3-1.csv.gz"
 
 SETTINGS_ENV = {env_name(name) for name in Settings.model_fields if name != "kafka"}
 ENV_NAME = re.compile(r"\bCASEWATCH_[A-Z0-9_]+")
@@ -54,6 +75,83 @@ def test_dockerfile_is_multi_stage() -> None:
     assert "python:3.11-slim" in text
     assert "pip wheel" in text
     assert re.search(r"from=build", text), "the runtime stage takes the wheels from the build stage"
+
+
+def locked() -> dict[str, tuple[str, list[str]]]:
+    """requirements.lock as {normalized name: (version, hashes)}."""
+    text = re.sub(r"\\\n", " ", LOCK.read_text(encoding="utf-8"))
+    pins: dict[str, tuple[str, list[str]]] = {}
+    for line in text.splitlines():
+        entry = line.split("#")[0].strip()
+        if not entry:
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9._-]+)==(\S+)((?:\s+--hash=sha256:[0-9a-f]{64})*)", entry)
+        assert match, f"not an exact pin with hashes: {entry[:80]}"
+        name, version, hashes = match.groups()
+        pins[canonicalize_name(name)] = (version, hashes.split())
+    return pins
+
+
+def runtime_requirements() -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return [Requirement(spec) for spec in project["dependencies"]]
+
+
+def test_the_lock_pins_every_runtime_dependency_with_hashes() -> None:
+    pins = locked()
+    assert all(hashes for _, hashes in pins.values())
+    for requirement in runtime_requirements():
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{requirement.name} is a dependency but not in {LOCK.name}"
+        assert requirement.specifier.contains(pins[name][0]), f"{name}=={pins[name][0]}"
+    # Runtime only: nothing from the dev or parquet extras, and not casewatch itself.
+    assert not {"pytest", "mypy", "ruff", "pyarrow", "scikit-learn", "casewatch"} & set(pins)
+
+
+def test_the_lock_is_closed_under_the_dependencies_of_what_it_pins() -> None:
+    # Read from the installed metadata of every package installed at its locked version: what
+    # each requires on Linux / Python 3.11 (the image) must be pinned too.
+    pins = locked()
+    checked = 0
+    for name, (version, _) in pins.items():
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        if dist.version != version:
+            continue
+        checked += 1
+        for spec in dist.requires or []:
+            requirement = Requirement(spec)
+            marker = requirement.marker
+            if marker is None or marker.evaluate({"extra": "", **IMAGE_MARKERS}):
+                wanted = canonicalize_name(requirement.name)
+                assert wanted in pins, f"{name} needs {requirement}, which is not locked"
+                assert requirement.specifier.contains(pins[wanted][0]), f"{name}: {requirement}"
+    assert checked >= len(runtime_requirements())
+
+
+def test_the_image_installs_the_lock() -> None:
+    instructions = dockerfile_instructions()
+    build = instructions[: next(i for i, (k, a) in enumerate(instructions) if "AS runtime" in a)]
+    copies = [args for keyword, args in build if keyword == "COPY"]
+    assert any(LOCK.name in args.split()[:-1] for args in copies)
+    runs = [args for keyword, args in build if keyword == "RUN"]
+    from_lock = [r for r in runs if f"-r {LOCK.name}" in r]
+    assert from_lock and "--require-hashes" in from_lock[0] and "pip wheel" in from_lock[0]
+    # casewatch's own wheel brings no dependency of its own choosing.
+    assert any(re.search(r"pip wheel --no-deps .*\s\.$", r) for r in runs)
+    runtime_runs = [args for keyword, args in instructions[len(build) :] if keyword == "RUN"]
+    assert any("pip install --no-index --find-links /wheels casewatch" in r for r in runtime_runs)
+    assert LOCK.name not in (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
+
+
+def test_make_lock_regenerates_the_lock() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = makefile.split("\nlock:", 1)[1].split("\n\n", 1)[0]
+    assert "--generate-hashes" in recipe and "--python-version 3.11" in recipe
+    assert f"-o {LOCK.name}" in recipe
+    assert "make lock" in LOCK.read_text(encoding="utf-8").split("\n", 3)[1]
 
 
 def test_dockerfile_runs_as_non_root() -> None:
@@ -114,15 +212,62 @@ def test_compose_wiring() -> None:
     casewatch = services["casewatch"]
     assert casewatch["environment"]["CASEWATCH_BOOTSTRAP_SERVERS"] == "kafka:9092"
     assert casewatch["depends_on"]["topic-init"]["condition"] == "service_completed_successfully"
-    command = services["producer"]["command"]
-    assert command[0] == "produce"
-    assert (
-        command[command.index("--topic") + 1] == casewatch["environment"]["CASEWATCH_INPUT_TOPIC"]
-    )
-    assert any(arg.endswith("p2p-0.3-1.csv.gz") for arg in command)
+    script = producer_script()
+    assert f"--topic {casewatch['environment']['CASEWATCH_INPUT_TOPIC']} " in script
+    assert "/app/data/p2p-0.3-1.csv.gz" in script
     volumes = services["prometheus"]["volumes"]
     assert any(v.startswith("./config/prometheus.yml:") for v in volumes)
     assert any("grafana/provisioning" in v for v in services["grafana"]["volumes"])
+
+
+def producer_script() -> str:
+    producer = compose()["services"]["producer"]
+    assert producer["entrypoint"] == ["/bin/sh", "-c"]
+    (script,) = producer["command"]
+    # Compose turns $$ into $ before the shell sees it.
+    return str(script).replace("$$", "$")
+
+
+def test_the_compose_producer_replays_the_log_in_rounds_of_new_case_ids(tmp_path: Path) -> None:
+    # The image's own log path and scratch file, pointed into tmp_path; `casewatch` is a stub that
+    # keeps each round's file and ends the loop after the second round.
+    script = (
+        producer_script()
+        .replace("/app/data/p2p-0.3-1.csv.gz", str(BUNDLED_LOG))
+        .replace("/tmp/round.csv", str(tmp_path / "round.csv"))
+    )
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stub = bin_dir / "casewatch"
+    stub.write_text(
+        "#!/bin/sh\n"
+        f'n=$(ls "{tmp_path}" | grep -c "^seen-")\n'
+        f'cp "$2" "{tmp_path}/seen-$((n + 1)).csv"\n'
+        f'echo "$@" >> "{tmp_path}/args"\n'
+        '[ "$n" -lt 1 ]\n',
+        encoding="utf-8",
+    )
+    stub.chmod(0o755)
+    (bin_dir / "python").symlink_to(sys.executable)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(
+        ["/bin/sh", "-c", script], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode != 0, "the loop ends only when a replay fails"
+    args = (tmp_path / "args").read_text(encoding="utf-8").splitlines()
+    assert args == [f"produce {tmp_path / 'round.csv'} --topic casewatch-events --rate 2000"] * 2
+
+    original = read_log(BUNDLED_LOG)
+    rounds = [read_log(tmp_path / f"seen-{n}.csv") for n in (1, 2)]
+    ids = [{trace.case_id for trace in traces} for traces in rounds]
+    assert not ids[0] & ids[1], "a case id came back in the next round"
+    prefixes = [traces[0].case_id.removesuffix(original[0].case_id) for traces in rounds]
+    assert prefixes[0].endswith("-1-") and prefixes[1].endswith("-2-")
+    for prefix, traces in zip(prefixes, rounds, strict=True):
+        assert [t.case_id for t in traces] == [prefix + t.case_id for t in original]
+        assert [[e.name for e in t.events] for t in traces] == [
+            [e.name for e in t.events] for t in original
+        ]
 
 
 def test_compose_env_names_are_settings() -> None:

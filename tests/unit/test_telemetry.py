@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from casewatch.daemon.decode import INVALID_REASONS
@@ -49,6 +49,21 @@ EXPECTED = {
     "casewatch_changelog_records",
     "casewatch_offsets_out_of_range",
     "casewatch_model_load_failures",
+    "casewatch_threshold",
+    "casewatch_anomalies",
+}
+# What the process, platform and GC collectors add (Linux, CPython).
+RUNTIME = {
+    "process_virtual_memory_bytes",
+    "process_resident_memory_bytes",
+    "process_start_time_seconds",
+    "process_cpu_seconds",
+    "process_open_fds",
+    "process_max_fds",
+    "python_info",
+    "python_gc_objects_collected",
+    "python_gc_objects_uncollectable",
+    "python_gc_collections",
 }
 
 
@@ -69,12 +84,14 @@ def fetch(url: str) -> tuple[int, str]:
 
 def test_metric_names_follow_prometheus_rules(telemetry: Telemetry) -> None:
     families = {family.name: family for family in telemetry.registry.collect()}
-    assert set(families) == EXPECTED
+    assert set(families) == EXPECTED | RUNTIME
     for name, family in families.items():
+        if name in RUNTIME:
+            continue
         assert re.fullmatch(r"casewatch_[a-z0-9_]+", name), name
         assert family.documentation, name
         if family.type == "counter":
-            assert all(s.name.endswith(("_total", "_created")) for s in family.samples), name
+            assert all(s.name.endswith("_total") for s in family.samples), name
         if "duration" in name or "latency" in name:
             assert name.endswith("_seconds"), name
 
@@ -198,3 +215,22 @@ def test_the_probe_server_serves_any_registry_and_health() -> None:
 def test_a_liveness_timeout_must_be_positive() -> None:
     with pytest.raises(ConfigError, match="liveness_timeout_seconds"):
         Telemetry(liveness_timeout_seconds=0)
+
+
+def test_the_page_has_runtime_series_and_no_created_series(telemetry: Telemetry) -> None:
+    telemetry.events_consumed.inc()
+    telemetry.batch_duration.observe(0.01)
+    telemetry.count_evaluation("close", True)
+    page = generate_latest(telemetry.registry).decode()
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(page)
+        for sample in family.samples
+    }
+    assert not [name for name in samples if name.endswith("_created")]
+    assert "casewatch_events_consumed_total" in samples
+    assert samples["process_resident_memory_bytes"] > 0
+    assert samples["process_start_time_seconds"] > 0
+    assert samples["process_open_fds"] > 0
+    assert "python_info" in samples
+    assert "python_gc_collections_total" in samples

@@ -98,6 +98,7 @@ class LoopMetrics:
         verdicts: Counter[tuple[str, bool]] = Counter((e.trigger, e.anomalous) for e in evaluations)
         for (trigger, anomalous), count in verdicts.items():
             telemetry.count_evaluation(trigger, anomalous, count)
+        telemetry.model_series.observe(evaluations)
         telemetry.trace_score.observe_many(np.fromiter((e.trace_score for e in evaluations), float))
         last_events = np.array(
             [e.last_event_at for e in evaluations if e.last_event_at is not None], dtype=float

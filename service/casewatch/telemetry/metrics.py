@@ -1,7 +1,10 @@
 """The daemon's Prometheus metric families, and ``Telemetry``: those metrics with health and server.
 
 Every metric lives in the instance's own registry and is created, with its known label children,
-in ``__init__``: the processing loop only calls ``inc``/``set``/``observe`` on ready objects.
+in ``__init__``: the processing loop only calls ``inc``/``set``/``observe`` on ready objects. The
+exceptions are the threshold and blamed-activity children, whose label values come with the
+evaluations (``casewatch.telemetry.model_series``). The registry also carries the process,
+interpreter and garbage-collector series, and no ``_created`` series.
 ``Telemetry`` adds the health state (``casewatch.telemetry.health``) and the HTTP thread that
 serves both (``casewatch.telemetry.server``), so the loop reaches everything it reports through
 one object.
@@ -14,10 +17,21 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 
 from casewatch.telemetry.health import Health
 from casewatch.telemetry.histograms import BatchHistogram
+from casewatch.telemetry.model_series import ModelSeries
 from casewatch.telemetry.server import ProbeServer
 
 PREFIX: Final = "casewatch"
@@ -37,7 +51,15 @@ class Metrics:
     """Every metric family the daemon exposes, grouped by the stage of the flow it describes."""
 
     def __init__(self, *, invalid_reasons: Iterable[str] = ()) -> None:
+        # Every counter and histogram would otherwise carry a ``_created`` twin that no query
+        # reads. The switch is process-wide and must be set before the first scrape.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
+        # The default registry's process (CPU, RSS, open fds), interpreter and garbage-collector
+        # series, which a custom registry lacks unless they are registered on it.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         self._last_commit = time.time()
         self._declare_intake(invalid_reasons)
         self._declare_scoring()
@@ -118,6 +140,7 @@ class Metrics:
             "Case evaluations the model failed on, sent to the dead-letter topic instead.",
         )
         self.model = Info(f"{PREFIX}_model", "The scorer in use.", registry=self.registry)
+        self.model_series = ModelSeries(self.registry, PREFIX)
         self.model_load_failures = self._counter(
             "model_load_failures", "Models that failed to load or validate."
         )
