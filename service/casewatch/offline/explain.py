@@ -40,9 +40,10 @@ class ExplainedEvent:
 
 @dataclass(frozen=True, slots=True)
 class Expectation:
-    """The least surprising activity at the blamed position, and its residual there."""
+    """The least surprising activity at the blamed position, and its residual there; activity
+    ``None`` means the case was expected to end before the blamed event."""
 
-    activity: str
+    activity: str | None
     residual: float
 
 
@@ -156,15 +157,32 @@ def _expected(trace: Trace, position: int, scorer: Scorer) -> Expectation | None
             owners[case_id] = candidate
             replaced = msgspec.structs.replace(observed, name=candidate, attributes=attributes)
             batch.extend(_as_case([*prefix, replaced], case_id, close=False))
+    ended = f"{trace.case_id}\x00end"
+    if prefix:
+        batch.extend(_as_case(prefix, ended, close=True))
     evaluator = StreamingEvaluator(scorer, score_on_every_event=True)
-    residuals: dict[str, float] = {}
+    residuals: dict[str | None, float] = {}
+    before = end = None
     for evaluation in evaluator.on_events(batch):
-        if evaluation.n_events == position + 1:
+        if evaluation.case_id == ended:
+            end = evaluation if evaluation.closed else end
+        elif evaluation.n_events == position + 1:
             candidate = owners[evaluation.case_id]
             residual = evaluation.per_transition_residuals.get(candidate, 0.0)
             residuals[candidate] = min(residual, residuals.get(candidate, residual))
+        elif evaluation.n_events == position:
+            before = evaluation
+    if end is not None and before is not None:
+        residuals[None] = _end_residual(before, end, prefix[-1].name)
     if not residuals:
         return None
     # Ties (several activities equally expected) go to the observed one, then to contract order.
     best = min(residuals, key=lambda a: (residuals[a], a != observed.name))
     return Expectation(activity=best, residual=residuals[best])
+
+
+def _end_residual(before: StreamingEvaluation, end: StreamingEvaluation, last: str) -> float:
+    """The end's surprise is charged to the last activity: it shows where closing raises that
+    activity's residual; where it does not, the end is no more surprising than the case was."""
+    closed = end.per_transition_residuals.get(last, 0.0)
+    return closed if closed > before.per_transition_residuals.get(last, 0.0) + _TOLERANCE else 0.0
