@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from casewatch.events import StreamingEvaluation
-from casewatch.offline.explain import CaseExplanation, explain, pick_flagged
+from casewatch.offline.explain import CaseExplanation, explain, pick_flagged, reason
 from casewatch.offline.logs import Trace
 from casewatch.offline.quality import case_quality
 from casewatch.scoring.scorer import Scorer
@@ -107,22 +107,7 @@ def case_lines(case: CaseExplanation) -> list[str]:
         attributes = "  ".join(f"{k} {v}" for k, v in event.attributes.items())
         text = f"{i + 1:>3}  {event.activity:<{width}}  {attributes}".rstrip()
         if event.blamed:
-            lines.append(f"[bold red] ► {escape(text)}[/bold red]  {escape(_blame(case))}")
+            lines.append(f"[bold red] ► {escape(text)}[/bold red]  {escape(reason(case))}")
         else:
             lines.append(f"   {escape(text)}")
     return lines
-
-
-def _blame(case: CaseExplanation) -> str:
-    blame = f"residual {case.blamed_residual:.2f}"
-    expected = case.expected
-    if expected is None:
-        return blame
-    if expected.activity is None:
-        return f"{blame}; expected the case to end before it (residual {expected.residual:.2f})"
-    if expected.activity != case.blamed_activity:
-        return f"{blame}; expected {expected.activity} (residual {expected.residual:.2f})"
-    event = case.events[case.blamed_position] if case.blamed_position is not None else None
-    if event is not None and event.attributes:
-        return f"{blame}; the activity is expected here, its {', '.join(event.attributes)} is not"
-    return f"{blame}; the activity is expected here, the case ending after it is not"

@@ -25,7 +25,7 @@ from casewatch.offline.logs import Trace
 from casewatch.scoring.evaluator import StreamingEvaluator
 from casewatch.scoring.scorer import Scorer
 
-__all__ = ["CaseExplanation", "Expectation", "ExplainedEvent", "explain", "pick_flagged"]
+__all__ = ["CaseExplanation", "Expectation", "ExplainedEvent", "explain", "pick_flagged", "reason"]
 
 # Residuals are rounded to 6 decimals in the records; this absorbs the rounding.
 _TOLERANCE = 1e-5
@@ -98,6 +98,22 @@ def explain(trace: Trace, final: StreamingEvaluation, scorer: Scorer) -> CaseExp
         label=trace.label,
         anomaly_type=trace.anomaly_type,
     )
+
+
+def reason(case: CaseExplanation) -> str:
+    """Why the blamed event is blamed, in one line."""
+    blame = f"residual {case.blamed_residual:.2f}"
+    expected = case.expected
+    if expected is None:
+        return blame
+    if expected.activity is None:
+        return f"{blame}; expected the case to end before it (residual {expected.residual:.2f})"
+    if expected.activity != case.blamed_activity:
+        return f"{blame}; expected {expected.activity} (residual {expected.residual:.2f})"
+    event = case.events[case.blamed_position] if case.blamed_position is not None else None
+    if event is not None and event.attributes:
+        return f"{blame}; the activity is expected here, its {', '.join(event.attributes)} is not"
+    return f"{blame}; the activity is expected here, the case ending after it is not"
 
 
 def pick_flagged(
