@@ -41,7 +41,8 @@ def print_summary(console: Console, run: DemoRun, scorer: Scorer | None) -> None
     console.print(f"events produced     {run.produced:,}")
     console.print(f"cases               {len(traces):,} ({len(closed):,} evaluated closed)")
     console.print(f"evaluations         {run.evaluations:,}")
-    console.print(f"anomalies flagged   {flagged:,}")
+    share = f" ({flagged / len(closed):.1%} of the cases)" if closed else ""
+    console.print(f"anomalies flagged   {flagged:,}{share}")
     _print_quality(console, run)
     console.print(f"throughput          {run.produced / run.elapsed:,.0f} events/s end to end")
     console.print(f"daemon consumed     {run.consumed:,.0f} events (from its metrics)")
@@ -81,10 +82,8 @@ def _print_examples(console: Console, run: DemoRun, scorer: Scorer) -> None:
         return
     console.print()
     console.print(f"[bold]{len(picked)} flagged cases[/bold] (the blamed event is marked ►)")
-    console.print(
-        "residual: how much less likely an event is than the likeliest one in its place "
-        "(log ratio; 0 = what the model expects); a case's score is its largest residual"
-    )
+    console.print("residual: how much less likely an event is than the likeliest one in its place")
+    console.print("(log ratio; 0 = what the model expects); a case's score is its largest residual")
     for trace in picked:
         console.print()
         for line in case_lines(explain(trace, run.closed[trace.case_id], scorer)):
