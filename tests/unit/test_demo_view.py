@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from casewatch.cli.demo_view import case_lines
 from casewatch.offline.explain import CaseExplanation, Expectation, ExplainedEvent
 
@@ -40,3 +42,10 @@ def test_an_expected_activity_points_at_its_attributes_and_a_missing_end_says_so
     assert ended.endswith("expected the case to end before it (residual 0.00)")
     unknown = case_lines(_case(None))[2]
     assert unknown.endswith("residual 4.50")
+
+
+def test_a_flagged_normal_case_is_called_a_false_alarm() -> None:
+    case = dataclasses.replace(_case(None), label=False, anomaly_type=None)
+    assert case_lines(case)[0].endswith("; labelled normal: a false alarm by the labels")
+    unlabelled = dataclasses.replace(case, label=None)
+    assert case_lines(unlabelled)[0].endswith("(2.0x)")

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from casewatch.events import StreamingEvaluation
-from casewatch.offline.explain import CaseExplanation, explain, pick_flagged, reason
+from casewatch.offline.explain import CaseExplanation, explain, pick_flagged, reason, truth
 from casewatch.offline.logs import Trace
 from casewatch.offline.quality import case_quality
 from casewatch.scoring.scorer import Scorer
@@ -92,14 +92,10 @@ def _print_examples(console: Console, run: DemoRun, scorer: Scorer) -> None:
 
 def case_lines(case: CaseExplanation) -> list[str]:
     """One case as rich markup: a header line, then one line per event."""
-    truth = ""
-    if case.label is not None:
-        truth = (
-            f"; labelled {case.anomaly_type or 'anomalous'}" if case.label else "; labelled normal"
-        )
+    label = truth(case)
     lines = [
         f"[bold]case {escape(case.case_id)}[/bold]  score {case.score:.2f} against threshold "
-        f"{case.threshold:.2f} ({case.ratio:.1f}x){escape(truth)}"
+        f"{case.threshold:.2f} ({case.ratio:.1f}x){escape('; ' + label if label else '')}"
     ]
     width = max(len(e.activity) for e in case.events)
     for i, event in enumerate(case.events):

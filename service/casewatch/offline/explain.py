@@ -25,7 +25,15 @@ from casewatch.offline.logs import Trace
 from casewatch.scoring.evaluator import StreamingEvaluator
 from casewatch.scoring.scorer import Scorer
 
-__all__ = ["CaseExplanation", "Expectation", "ExplainedEvent", "explain", "pick_flagged", "reason"]
+__all__ = [
+    "CaseExplanation",
+    "Expectation",
+    "ExplainedEvent",
+    "explain",
+    "pick_flagged",
+    "reason",
+    "truth",
+]
 
 # Residuals are rounded to 6 decimals in the records; this absorbs the rounding.
 _TOLERANCE = 1e-5
@@ -98,6 +106,15 @@ def explain(trace: Trace, final: StreamingEvaluation, scorer: Scorer) -> CaseExp
         label=trace.label,
         anomaly_type=trace.anomaly_type,
     )
+
+
+def truth(case: CaseExplanation) -> str:
+    """What the log's label says about the case; empty for an unlabelled log."""
+    if case.label is None:
+        return ""
+    if not case.label:
+        return "labelled normal" + (": a false alarm by the labels" if case.anomalous else "")
+    return f"labelled {case.anomaly_type or 'anomalous'}"
 
 
 def reason(case: CaseExplanation) -> str:

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from casewatch.events import StreamingEvaluation
-from casewatch.offline.explain import CaseExplanation, explain, pick_flagged, reason
+from casewatch.offline.explain import CaseExplanation, explain, pick_flagged, reason, truth
 from casewatch.offline.logs import Trace
 from casewatch.offline.quality import CaseQuality, case_quality, recall_by_type
 from casewatch.offline.replay import Policy, replay
@@ -142,7 +142,7 @@ def _tiles(data: ReportData, q: CaseQuality) -> str:
 
 
 def _case(case: CaseExplanation) -> str:
-    truth = "normal" if not case.label else f"labelled {case.anomaly_type or 'anomalous'}"
+    label = escape(", " + truth(case)) if case.label is not None else ""
     chips = []
     for i, event in enumerate(case.events):
         attributes = " ".join(escape(v) for v in event.attributes.values())
@@ -151,7 +151,7 @@ def _case(case: CaseExplanation) -> str:
         chips.append(f'<span class="{css}">{i + 1}. {escape(event.activity)}{detail}</span>')
     return (
         f'<div class="case"><h3>case {escape(case.case_id)}: score {case.score:.2f} against '
-        f"threshold {case.threshold:.2f} ({case.ratio:.1f}x), {escape(truth)}</h3>"
+        f"threshold {case.threshold:.2f} ({case.ratio:.1f}x){label}</h3>"
         f'<div class="events">{"".join(chips)}</div>'
         f'<div class="why">{escape(_why(case))}</div></div>'
     )
