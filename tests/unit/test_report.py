@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from casewatch.offline.logs import Trace
 from casewatch.offline.report import collect, render
 from casewatch.offline.svg import histogram
 from casewatch.scoring.scorer import Scorer
+from tests.conftest import BUNDLED_LOG, casewatch_command, casewatch_env
 from tests.unit.conftest import make_trace, normal_traces
 
 
@@ -66,3 +68,33 @@ def test_the_histogram_is_deterministic_and_puts_outliers_in_the_last_bin() -> N
     # The axis ends near the bulk of the scores: the outlier is counted in the last bin.
     last = re.findall(r"score ([\d.]+)-([\d.]+)</title>", first)[-1]
     assert float(last[1]) < 10
+
+
+def test_evaluate_refuses_a_report_path_it_cannot_write_before_any_work(tmp_path: Path) -> None:
+    result = subprocess.run(
+        casewatch_command(
+            "evaluate", str(BUNDLED_LOG), "--inject-rate", "0.05",
+            "--report", str(tmp_path / "missing" / "report.html"),
+        ),
+        env=casewatch_env(), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        f"casewatch evaluate: {tmp_path / 'missing'} is not a directory"
+    ]
+
+
+def test_evaluate_with_injection_writes_the_report_of_the_held_out_half(tmp_path: Path) -> None:
+    report = tmp_path / "report.html"
+    result = subprocess.run(
+        casewatch_command(
+            "evaluate", str(BUNDLED_LOG), "--inject-rate", "0.05", "--report", str(report)
+        ),
+        env=casewatch_env(), capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"report written to {report}" in result.stdout
+    page = report.read_text()
+    assert page.count("<svg") == 3
+    assert "Held-out: the last 2500 cases, none used for training" in page
