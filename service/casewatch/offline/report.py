@@ -1,7 +1,7 @@
 """The evaluation as one self-contained HTML page: charts, figures and a few flagged cases.
 
 Everything is inline (styles and SVG; no script, no network), so the file can be mailed,
-attached to a ticket system or opened offline and looks the same everywhere.
+attached to an incident report or opened offline, and looks the same everywhere.
 """
 
 from __future__ import annotations
