@@ -23,5 +23,12 @@ def test_demo_replays_the_bundled_log_and_prints_a_summary() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "cases               5,000 (5,000 evaluated closed)" in result.stdout
     assert "precision" in result.stdout
+    assert "held-out" in result.stdout
     assert "events/s" in result.stdout
-    assert "http://127.0.0.1:" in result.stdout
+    # The metrics endpoint ends with the daemon: its URL would point nowhere.
+    assert "http://" not in result.stdout
+    assert "3 flagged cases" in result.stdout
+    blamed = [line for line in result.stdout.splitlines() if line.lstrip().startswith("►")]
+    assert len(blamed) == 3, result.stdout
+    assert all("residual" in line and "expected" in line for line in blamed), blamed
+    assert "against threshold" in result.stdout

@@ -28,13 +28,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from casewatch.cli._replay_args import POLICY_HELP, SCORE_POLICIES, score_policy
+from casewatch.cli.demo_view import DemoRun, print_summary
 from casewatch.errors import CasewatchError
 from casewatch.events import StreamingEvaluation
 from casewatch.kafka.broker import embedded_broker, ensure_topics
 from casewatch.kafka.feed import replay
 from casewatch.offline.logs import Trace, interleave, read_log
-from casewatch.offline.quality import case_quality
-from casewatch.offline.train import TrainOptions, train
+from casewatch.offline.train import TrainOptions, split, train
+from casewatch.scoring.scorer import Scorer
 from casewatch.settings import bundled_model_path
 
 TOPICS = {
@@ -44,6 +45,7 @@ TOPICS = {
     "changelog": "casewatch-demo--demo-events--changelog",
 }
 _STARTUP_SECONDS = 60.0
+BUNDLED_TRAIN_FRACTION = 0.5
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -72,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"broker {bootstrap}; model {model_note}")
         daemon = stack.enter_context(_daemon(bootstrap, model, args.policy, workdir / "daemon.log"))
         metrics_url = _wait_ready(daemon, workdir / "daemon.log")
-        console.print(f"daemon ready; metrics at {metrics_url}")
+        # The endpoint goes away with the daemon at the end of the run, so its URL is not shown.
+        console.print("daemon ready")
         reader = stack.enter_context(_output_reader(bootstrap))
         started = time.monotonic()
         n_events = sum(len(t.events) for t in traces)
@@ -82,7 +85,18 @@ def run(args: argparse.Namespace) -> int:
         metrics_text = _fetch(metrics_url)
         daemon.send_signal(signal.SIGTERM)
         code = daemon.wait(timeout=30)
-    _summary(console, traces, produced, reader, elapsed, metrics_url, metrics_text)
+        scorer = Scorer(model)
+    demo_run = DemoRun(
+        traces=traces,
+        closed=reader.closed,
+        produced=produced,
+        evaluations=reader.evaluations,
+        elapsed=elapsed,
+        consumed=_metric(metrics_text, "casewatch_events_consumed_total"),
+        held_out=_held_out(args, traces),
+        in_sample=args.model is None and model != bundled_model_path(),
+    )
+    print_summary(console, demo_run, scorer)
     if not finished:
         raise CasewatchError(
             f"only {len(reader.closed)} of {len(traces)} cases were evaluated "
@@ -103,6 +117,14 @@ def _model(
     out = workdir / "demo.onnx"
     train(traces, out, TrainOptions(name="demo", version="0"), source="demo log")
     return out, "trained on the replayed log (in-sample figures)"
+
+
+def _held_out(args: argparse.Namespace, traces: list[Trace]) -> frozenset[str] | None:
+    """The cases the bundled model was not trained on, when it scores the bundled log."""
+    if args.model is not None or args.log is not None or not bundled_model_path().exists():
+        return None
+    # The bundled model is trained on the first half of the bundled log (`make reference-model`).
+    return frozenset(t.case_id for t in split(traces, BUNDLED_TRAIN_FRACTION)[1])
 
 
 @contextmanager
@@ -248,37 +270,6 @@ def _replay_with_progress(
             reader.poll(0.2)
             progress.update(closed_task, completed=len(reader.closed))
     return stats.events
-
-
-def _summary(
-    console: Console,
-    traces: list[Trace],
-    produced: int,
-    reader: _OutputReader,
-    elapsed: float,
-    metrics_url: str,
-    metrics_text: str,
-) -> None:
-    labelled = [t for t in traces if t.label is not None and t.case_id in reader.closed]
-    flagged = sum(1 for e in reader.closed.values() if e.anomalous)
-    console.print(f"events produced     {produced:,}")
-    console.print(f"cases               {len(traces):,} ({len(reader.closed):,} evaluated closed)")
-    console.print(f"evaluations         {reader.evaluations:,}")
-    console.print(f"anomalies flagged   {flagged:,}")
-    if labelled:
-        verdicts = [reader.closed[t.case_id] for t in labelled]
-        quality = case_quality(
-            [bool(t.label) for t in labelled],
-            [v.trace_score for v in verdicts],
-            [v.anomalous for v in verdicts],
-        )
-        console.print(
-            f"against labels      precision {quality.precision:.3f}  recall {quality.recall:.3f}"
-            f"  F1 {quality.f1:.3f}  ({quality.n_anomalous:,} anomalous cases)"
-        )
-    console.print(f"throughput          {produced / elapsed:,.0f} events/s end to end")
-    consumed = _metric(metrics_text, "casewatch_events_consumed_total")
-    console.print(f"metrics served at   {metrics_url} (daemon consumed {consumed:,.0f} events)")
 
 
 def _metric(text: str, name: str) -> float:

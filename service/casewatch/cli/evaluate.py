@@ -10,13 +10,15 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from casewatch.cli._log_args import log_columns
 from casewatch.cli._replay_args import add_replay_arguments, replayed_traces
 from casewatch.offline.evaluate import evaluate, report_lines
 from casewatch.offline.evaluate_injected import evaluate_injected
-from casewatch.offline.logs import read_log
+from casewatch.offline.logs import Trace, read_log
+from casewatch.offline.report import collect, render
 from casewatch.scoring.scorer import Scorer
 
 
@@ -27,6 +29,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="ignore the log's labels: inject anomalies into this share of the held-out half",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed of the injection")
+    parser.add_argument(
+        "--report", type=Path, metavar="HTML",
+        help="also write the evaluation as one self-contained HTML page (charts, flagged cases)",
+    )  # fmt: skip
     parser.epilog = (
         "With --inject-rate, --model must not have been trained on the second half of the "
         "cases: the figures would then be measured on training data."
@@ -34,6 +40,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Checked first: a report that cannot be written must not cost a whole evaluation.
+    if args.report is not None and not args.report.parent.is_dir():
+        raise SystemExit(f"casewatch evaluate: {args.report.parent} is not a directory")
     if args.inject_rate is not None:
         return _run_injected(args)
     if args.model is None:
@@ -46,7 +55,32 @@ def run(args: argparse.Namespace) -> int:
     scorer = Scorer(args.model, contract_path=args.contract)
     result = evaluate(traces, scorer, policy=args.policy)
     print("\n".join(report_lines(result, args.policy)))
+    if args.report is not None:
+        skipped = (
+            f" after the first {args.skip_fraction:.0%} of cases" if args.skip_fraction else ""
+        )
+        notes = [
+            f"{len(traces)} cases of {args.log.name}{skipped} against the log's labels, scored "
+            f"by {args.model.name} ({args.policy}); held-out only if the model was not trained "
+            "on them."
+        ]
+        _write_report(args, traces, scorer, notes)
     return 0
+
+
+def _write_report(
+    args: argparse.Namespace, traces: Sequence[Trace], scorer: Scorer, notes: list[str]
+) -> None:
+    data = collect(
+        traces, scorer, policy=args.policy, title=f"casewatch: {args.log.name}", notes=notes
+    )
+    try:
+        args.report.write_text(render(data), encoding="utf-8")
+    except OSError as exc:
+        raise SystemExit(
+            f"casewatch evaluate: cannot write {args.report}: {exc.strerror}"
+        ) from None
+    print(f"report written to {args.report}")
 
 
 def _run_injected(args: argparse.Namespace) -> int:
@@ -59,16 +93,21 @@ def _run_injected(args: argparse.Namespace) -> int:
         )
     traces = read_log(args.log, columns=log_columns(args))
     with tempfile.TemporaryDirectory(prefix="casewatch-evaluate-") as scratch:
-        outcome = evaluate_injected(
-            traces,
-            rate=args.inject_rate,
-            seed=args.seed,
-            policy=args.policy,
-            workdir=Path(scratch),
-            source=str(args.log),
-            model=args.model,
-            contract=args.contract,
-        )
+        _evaluate_injected(args, traces, Path(scratch))
+    return 0
+
+
+def _evaluate_injected(args: argparse.Namespace, traces: list[Trace], scratch: Path) -> None:
+    outcome = evaluate_injected(
+        traces,
+        rate=args.inject_rate,
+        seed=args.seed,
+        policy=args.policy,
+        workdir=scratch,
+        source=str(args.log),
+        model=args.model,
+        contract=args.contract,
+    )
     injected = outcome.injected
     held_out = len(injected.traces)
     if outcome.trained is not None:
@@ -87,4 +126,12 @@ def _run_injected(args: argparse.Namespace) -> int:
     for kind, why in injected.missing.items():
         print(f"no {kind} anomalies: {why}", file=sys.stderr)
     print("\n".join(report_lines(outcome.evaluation, args.policy, injected.counts)))
-    return 0
+    if args.report is not None:
+        model = outcome.trained.path if outcome.trained is not None else args.model
+        notes = [
+            origin + ".",
+            f"Held-out: the last {held_out} cases, none used for training; one anomaly injected "
+            f"into {sum(injected.counts.values())} of them (rate {args.inject_rate}, "
+            f"seed {args.seed}); {args.policy} policy.",
+        ]
+        _write_report(args, injected.traces, Scorer(model, contract_path=args.contract), notes)
