@@ -52,3 +52,60 @@ def test_other_model_shape_and_truncation_are_refused() -> None:
         decode_into(other, other.open_row("c"), payload)
     with pytest.raises(StateFormatError, match="truncated"):
         decode_into(CaseStore(SHAPE), 0, payload[:30])
+
+
+# Records as version 1 writes them: a changelog written before any change of this build must
+# still decode, and the same state must encode to the same bytes.
+GOLDEN = bytes.fromhex(
+    "010600040002010105000000000000000100000000000000000059400000000000005a40000000000000"
+    "1e400300000028000000000000002c00000000000000030000000100000002000200000005000100000006"
+    "00020002000500010004000100040002000400000004000000484101000000"
+)
+WIDE_SHAPE = StoreShape(activities=300, sequence_length=3)
+WIDE_GOLDEN = bytes.fromhex(
+    "012c01030000000004000000000000000100000000000000000018400000000000002040000000000000"
+    "00400100000009000000000000000c0000000000000002000700020000002b010100000007002c010700"
+)
+
+
+def wide_store() -> tuple[CaseStore, int]:
+    """Activity ids above 255 (a uint16 ring in memory), an untimed first event, no attributes."""
+    store = CaseStore(WIDE_SHAPE)
+    row = store.open_row("w")
+    for step, activity in enumerate([299, 300, 7, 7]):
+        store.apply(
+            np.array([row]), np.array([activity]), np.zeros((1, 0), np.int64),
+            np.array([np.nan if step == 0 else 5.0 + step]), np.array([1]),
+            np.array([9 + step]), np.array([np.nan if step == 0 else 2.0]),
+        )  # fmt: skip
+    return store, row
+
+
+def test_encoding_is_byte_identical_to_version_one() -> None:
+    store, row = filled_store()
+    assert encode_row(store, row) == GOLDEN
+    wide, wide_row = wide_store()
+    assert encode_row(wide, wide_row) == WIDE_GOLDEN
+
+
+def test_version_one_records_decode_to_the_state_they_were_written_from() -> None:
+    restored = CaseStore(SHAPE)
+    row = restored.open_row("c")
+    decode_into(restored, row, GOLDEN)
+    assert restored.counts[row].tolist() == [1, 0, 2, 0, 0, 1]
+    assert restored.unknown[row] == 1 and restored.n_events[row] == 5
+    assert restored.sequences(np.array([row])).tolist() == [[2, 2, 5, 6]]
+    assert restored.event_attributes(np.array([row])).tolist() == [[[1, 4], [2, 4], [0, 4], [1, 4]]]
+    assert (restored.first_time[row], restored.last_time[row]) == (100.0, 104.0)
+    assert (restored.last_seen[row], restored.partition[row]) == (7.5, 3)
+    assert (restored.first_offset[row], restored.last_offset[row]) == (40, 44)
+    assert restored.case_numeric[row].tolist() == [12.5]
+    assert restored.case_categorical[row].tolist() == [1]
+    wide = CaseStore(WIDE_SHAPE)
+    wide_row = wide.open_row("w")
+    decode_into(wide, wide_row, WIDE_GOLDEN)
+    assert wide.counts[wide_row, [7, 299]].tolist() == [2, 1]
+    assert wide.unknown[wide_row] == 1
+    assert wide.sequences(np.array([wide_row])).tolist() == [[300, 7, 7]]
+    assert (wide.first_time[wide_row], wide.last_time[wide_row]) == (6.0, 8.0)
+    assert (wide.first_offset[wide_row], wide.last_offset[wide_row]) == (9, 12)
