@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from casewatch.state.codec import StateFormatError, decode_into, encode_row
+from casewatch.state.codec import StateFormatError, decode_state, encode_row
+from casewatch.state.columns import COLUMN_NAMES
 from casewatch.state.store import CaseStore, StoreShape
 
 SHAPE = StoreShape(
@@ -17,15 +18,13 @@ SHAPE = StoreShape(
 
 def filled_store() -> tuple[CaseStore, int]:
     store = CaseStore(SHAPE)
-    row = store.open_row("c")
-    store.index["c"] = row
+    row = store.row_for_event("c", False)
     for step, activity in enumerate([0, 2, 2, 5, 6]):
         store.apply(
             np.array([row]), np.array([activity]), np.array([[step % 3, 4]]),
             np.array([100.0 + step]), np.array([3]), np.array([40 + step]), 7.5,
         )  # fmt: skip
-    store.case_numeric[row] = 12.5
-    store.case_categorical[row] = 1
+    store.set_case_attributes(([row], [0], [12.5]), ([row], [0], [1]))
     return store, row
 
 
@@ -33,11 +32,8 @@ def test_round_trip_restores_every_column() -> None:
     store, row = filled_store()
     payload = encode_row(store, row)
     restored = CaseStore(SHAPE)
-    target = restored.open_row("c")
-    decode_into(restored, target, payload)
-    for column in ("counts", "ring", "attribute_ring", "case_numeric", "case_categorical",
-                   "n_events", "unknown", "first_time", "last_time", "last_seen",
-                   "partition", "first_offset", "last_offset"):  # fmt: skip
+    target = restored.restore("c", decode_state(SHAPE, payload))
+    for column in COLUMN_NAMES:
         np.testing.assert_array_equal(
             getattr(restored, column)[target], getattr(store, column)[row]
         )
@@ -47,11 +43,11 @@ def test_round_trip_restores_every_column() -> None:
 def test_other_model_shape_and_truncation_are_refused() -> None:
     store, row = filled_store()
     payload = encode_row(store, row)
-    other = CaseStore(StoreShape(activities=7, sequence_length=4, event_attribute_sizes=(3, 5)))
+    other = StoreShape(activities=7, sequence_length=4, event_attribute_sizes=(3, 5))
     with pytest.raises(StateFormatError, match="does not match"):
-        decode_into(other, other.open_row("c"), payload)
+        decode_state(other, payload)
     with pytest.raises(StateFormatError, match="truncated"):
-        decode_into(CaseStore(SHAPE), 0, payload[:30])
+        decode_state(SHAPE, payload[:30])
 
 
 # Records as version 1 writes them: a changelog written before any change of this build must
@@ -71,7 +67,7 @@ WIDE_GOLDEN = bytes.fromhex(
 def wide_store() -> tuple[CaseStore, int]:
     """Activity ids above 255 (a uint16 ring in memory), an untimed first event, no attributes."""
     store = CaseStore(WIDE_SHAPE)
-    row = store.open_row("w")
+    row = store.row_for_event("w", False)
     for step, activity in enumerate([299, 300, 7, 7]):
         store.apply(
             np.array([row]), np.array([activity]), np.zeros((1, 0), np.int64),
@@ -90,8 +86,7 @@ def test_encoding_is_byte_identical_to_version_one() -> None:
 
 def test_version_one_records_decode_to_the_state_they_were_written_from() -> None:
     restored = CaseStore(SHAPE)
-    row = restored.open_row("c")
-    decode_into(restored, row, GOLDEN)
+    row = restored.restore("c", decode_state(SHAPE, GOLDEN))
     assert restored.counts[row].tolist() == [1, 0, 2, 0, 0, 1]
     assert restored.unknown[row] == 1 and restored.n_events[row] == 5
     assert restored.sequences(np.array([row])).tolist() == [[2, 2, 5, 6]]
@@ -102,8 +97,7 @@ def test_version_one_records_decode_to_the_state_they_were_written_from() -> Non
     assert restored.case_numeric[row].tolist() == [12.5]
     assert restored.case_categorical[row].tolist() == [1]
     wide = CaseStore(WIDE_SHAPE)
-    wide_row = wide.open_row("w")
-    decode_into(wide, wide_row, WIDE_GOLDEN)
+    wide_row = wide.restore("w", decode_state(WIDE_SHAPE, WIDE_GOLDEN))
     assert wide.counts[wide_row, [7, 299]].tolist() == [2, 1]
     assert wide.unknown[wide_row] == 1
     assert wide.sequences(np.array([wide_row])).tolist() == [[300, 7, 7]]

@@ -20,10 +20,7 @@ from casewatch.state.store import CaseStore, StoreShape
 
 
 def apply_one(store: CaseStore, case_id: str, activity: int, now: float = 0.0) -> int:
-    row = store.index.pop(case_id, None)
-    if row is None:
-        row = store.open_row(case_id)
-    store.index[case_id] = row
+    row = store.row_for_event(case_id, False)
     rows = np.array([row])
     store.apply(rows, np.array([activity]), np.zeros((1, 0), np.int64),
                 np.array([np.nan]), np.array([0]), np.array([5]), now)  # fmt: skip
@@ -56,9 +53,9 @@ def test_memory_per_case_does_not_grow_with_case_length() -> None:
 def test_released_rows_are_reset_and_recycled() -> None:
     store = CaseStore(StoreShape(activities=3, sequence_length=2), capacity=2)
     row = apply_one(store, "c", 1)
-    del store.index["c"]
+    assert store.take("c") == row and "c" not in store
     store.release(np.array([row]))
-    again = store.open_row("d")
+    again = store.row_for_event("d", False)
     assert again == row
     assert store.n_events[row] == 0 and store.counts[row].sum() == 0
     assert store.sequences(np.array([row])).tolist() == [[4, 4]]

@@ -11,117 +11,113 @@ Layout (little endian), version 1::
     attrs    K x E x u16 attribute ids
     case     A x f32 numeric, C x i32 categorical
 
-The header's sizes let a reader refuse a record written for a model of another shape instead of
-misreading it.
+Scalars and arrays follow the store's column declaration (``casewatch.state.columns``), each cell
+written as its column's ``wire`` type. The header's sizes let a reader refuse a record written
+for a model of another shape instead of misreading it.
 """
 
 from __future__ import annotations
 
 import struct
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
 from casewatch.errors import CasewatchError
+from casewatch.state.columns import COLUMNS, StoreShape
 from casewatch.state.store import CaseStore
 
 VERSION = 1
 _HEADER = struct.Struct("<BHHBBB")
-_SCALARS = struct.Struct("<qIdddiqq")
+_SCALAR_COLUMNS = tuple(c.name for c in COLUMNS if c.scalar)
+_SCALARS = struct.Struct("<" + "".join(c.wire for c in COLUMNS if c.scalar))
+_ARRAYS = tuple((c.name, np.dtype("<" + c.wire), c.sparse) for c in COLUMNS if not c.scalar)
 _NNZ = struct.Struct("<H")
-_COUNT_DTYPE = np.dtype([("activity", "<u2"), ("count", "<u4")])
+_SPARSE_INDEX = np.dtype("<u2")
 
 
 class StateFormatError(CasewatchError):
     """A changelog record that cannot be applied to this store."""
 
 
-def encode_row(store: CaseStore, row: int) -> bytes:
-    shape = store.shape
-    counts = store.counts[row]
-    nonzero = np.flatnonzero(counts)
-    sparse = np.empty(nonzero.size, dtype=_COUNT_DTYPE)
-    sparse["activity"] = nonzero
-    sparse["count"] = counts[nonzero]
-    return b"".join(
-        (
-            _HEADER.pack(
-                VERSION,
-                shape.activities,
-                shape.sequence_length,
-                len(shape.event_attribute_sizes),
-                shape.numeric_case_attributes,
-                shape.categorical_case_attributes,
-            ),
-            _SCALARS.pack(
-                int(store.n_events[row]),
-                int(store.unknown[row]),
-                float(store.first_time[row]),
-                float(store.last_time[row]),
-                float(store.last_seen[row]),
-                int(store.partition[row]),
-                int(store.first_offset[row]),
-                int(store.last_offset[row]),
-            ),
-            _NNZ.pack(nonzero.size),
-            sparse.tobytes(),
-            store.ring[row].astype("<u2").tobytes(),
-            store.attribute_ring[row].astype("<u2").tobytes(),
-            store.case_numeric[row].astype("<f4").tobytes(),
-            store.case_categorical[row].astype("<i4").tobytes(),
-        )
-    )
-
-
-def decode_into(store: CaseStore, row: int, payload: bytes) -> None:
-    """Write an encoded case state into ``row`` of ``store``."""
-    shape = store.shape
-    try:
-        version, t, k, e, a, c = _HEADER.unpack_from(payload, 0)
-    except struct.error:
-        raise StateFormatError("changelog record is truncated") from None
-    if version != VERSION:
-        raise StateFormatError(f"changelog record version {version}, this build reads {VERSION}")
-    expected = (
+def _header(shape: StoreShape) -> tuple[int, ...]:
+    return (
         shape.activities,
         shape.sequence_length,
         len(shape.event_attribute_sizes),
         shape.numeric_case_attributes,
         shape.categorical_case_attributes,
     )
-    if (t, k, e, a, c) != expected:
-        raise StateFormatError(
-            f"changelog record shape {(t, k, e, a, c)} does not match the model's {expected}"
-        )
-    offset = _HEADER.size
+
+
+def _sparse_dtype(wire: np.dtype[Any]) -> np.dtype[Any]:
+    return np.dtype([("index", _SPARSE_INDEX), ("value", wire)])
+
+
+def encode_row(store: CaseStore, row: int) -> bytes:
+    parts = [
+        _HEADER.pack(VERSION, *_header(store.shape)),
+        _SCALARS.pack(*(getattr(store, name).item(row) for name in _SCALAR_COLUMNS)),
+    ]
+    for name, wire, sparse in _ARRAYS:
+        cells = getattr(store, name)[row]
+        if sparse:
+            nonzero = np.flatnonzero(cells)
+            pairs = np.empty(nonzero.size, dtype=_sparse_dtype(wire))
+            pairs["index"] = nonzero
+            pairs["value"] = cells[nonzero]
+            parts += (_NNZ.pack(nonzero.size), pairs.tobytes())
+        else:
+            parts.append(cells.astype(wire).tobytes())
+    return b"".join(parts)
+
+
+def decode_state(shape: StoreShape, payload: bytes) -> dict[str, Any]:
+    """The cells of one case, by column name, as ``CaseStore.restore`` takes them."""
     try:
-        scalars = _SCALARS.unpack_from(payload, offset)
-        offset += _SCALARS.size
-        (nnz,) = _NNZ.unpack_from(payload, offset)
-        offset += _NNZ.size
-        sparse = np.frombuffer(payload, dtype=_COUNT_DTYPE, count=nnz, offset=offset)
-        offset += sparse.nbytes
-        ring = np.frombuffer(payload, dtype="<u2", count=k, offset=offset)
-        offset += ring.nbytes
-        attributes = np.frombuffer(payload, dtype="<u2", count=k * e, offset=offset)
-        offset += attributes.nbytes
-        numeric = np.frombuffer(payload, dtype="<f4", count=a, offset=offset)
-        offset += numeric.nbytes
-        categorical = np.frombuffer(payload, dtype="<i4", count=c, offset=offset)
+        version, *sizes = _HEADER.unpack_from(payload, 0)
+    except struct.error:
+        raise StateFormatError("changelog record is truncated") from None
+    if version != VERSION:
+        raise StateFormatError(f"changelog record version {version}, this build reads {VERSION}")
+    expected = _header(shape)
+    if tuple(sizes) != expected:
+        raise StateFormatError(
+            f"changelog record shape {tuple(sizes)} does not match the model's {expected}"
+        )
+    try:
+        return _decode_cells(shape, payload)
     except (struct.error, ValueError):
         raise StateFormatError("changelog record is truncated") from None
-    (
-        store.n_events[row],
-        store.unknown[row],
-        store.first_time[row],
-        store.last_time[row],
-        store.last_seen[row],
-        store.partition[row],
-        store.first_offset[row],
-        store.last_offset[row],
-    ) = scalars
-    store.counts[row] = 0
-    store.counts[row, sparse["activity"].astype(np.int64)] = sparse["count"]
-    store.ring[row] = ring
-    store.attribute_ring[row] = attributes.reshape(k, e)
-    store.case_numeric[row] = numeric
-    store.case_categorical[row] = categorical
+    except IndexError:
+        raise StateFormatError("changelog record counts an activity the model lacks") from None
+
+
+@lru_cache(maxsize=8)
+def _array_shapes(shape: StoreShape) -> tuple[tuple[int, ...], ...]:
+    by_name = {c.name: c for c in COLUMNS}
+    return tuple(by_name[name].row_shape(shape) for name, _, _ in _ARRAYS)
+
+
+def _decode_cells(shape: StoreShape, payload: bytes) -> dict[str, Any]:
+    offset = _HEADER.size
+    cells: dict[str, Any] = dict(
+        zip(_SCALAR_COLUMNS, _SCALARS.unpack_from(payload, offset), strict=True)
+    )
+    offset += _SCALARS.size
+    for (name, wire, sparse), row_shape in zip(_ARRAYS, _array_shapes(shape), strict=True):
+        if sparse:
+            (nnz,) = _NNZ.unpack_from(payload, offset)
+            offset += _NNZ.size
+            pairs = np.frombuffer(payload, dtype=_sparse_dtype(wire), count=nnz, offset=offset)
+            offset += pairs.nbytes
+            dense = np.zeros(row_shape, dtype=wire)
+            dense[pairs["index"].astype(np.int64)] = pairs["value"]
+            cells[name] = dense
+        else:
+            size = int(np.prod(row_shape))
+            values = np.frombuffer(payload, dtype=wire, count=size, offset=offset)
+            offset += values.nbytes
+            cells[name] = values.reshape(row_shape)
+    return cells
