@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from casewatch.events import ModelIdentity, StreamingEvaluation, StreamingEvent, Trigger
-from casewatch.scoring.features import FeatureGatherer, Snapshot, snapshot
+from casewatch.scoring.features import FeatureGatherer, Snapshot, concat_parts, snapshot
 from casewatch.scoring.isolation import Isolation, ScoringFailure
 from casewatch.scoring.migration import carry_over, same_state_layout, store_shape
 from casewatch.scoring.records import RecordBuilder
@@ -177,25 +177,14 @@ class StreamingEvaluator:
         batch = self._router.route(events)
         now = self._clock()
         seen = self._idle.seen(batch.partitions, now if times is None else times, batch.timestamps)
-        store = self.store
+        store, router = self.store, self._router
         if self._changes is not None:
             self._changes.touched(batch.rows)
         parts: list[tuple[Snapshot, Features]] = []
         causes: list[IntArray] = []  # index of the event (or eviction) behind each evaluation
         for selected in batch.generations():
-            rows = batch.rows[selected]
-            store.apply(
-                rows,
-                batch.activities[selected],
-                batch.attributes[selected],
-                batch.timestamps[selected],
-                batch.partitions[selected],
-                batch.offsets[selected],
-                seen[selected],
-            )
-            self._router.merge_case_attributes(batch, selected)
-            closing = batch.closing[selected]
-            due = selected if self.score_on_every_event else selected[closing]
+            router.apply(batch, selected, seen)
+            due = selected if self.score_on_every_event else selected[batch.closing[selected]]
             if due.size:
                 due_closing = batch.closing[due]
                 triggers: list[Trigger] = ["close" if c else "event" for c in due_closing.tolist()]
@@ -290,11 +279,7 @@ class StreamingEvaluator:
     ) -> list[StreamingEvaluation]:
         if not parts:
             return []
-        snap = Snapshot.concat([p[0] for p in parts])
-        if len(parts) == 1:
-            features = parts[0][1]
-        else:
-            features = {name: np.concatenate([p[1][name] for p in parts]) for name in parts[0][1]}
+        snap, features = concat_parts(parts)
         now = self._clock() if now is None else now
         snap, scores, kept = self._isolation.score(snap, features, source_topic, now)
         evaluations = self._records.build(

@@ -14,7 +14,7 @@ import numpy as np
 
 from casewatch.events import StreamingEvent
 from casewatch.scoring.scorer import Scorer
-from casewatch.state.store import CaseStore, IntArray
+from casewatch.state.store import CaseStore, FloatArray, IntArray
 
 
 def _label(value: object) -> str:
@@ -160,6 +160,20 @@ class Router:
                 for event in events
             ]
         return columns
+
+    def apply(self, batch: RoutedBatch, selected: IntArray, seen: FloatArray) -> None:
+        """Write one generation of ``batch`` into the store; ``seen`` is every event's stream
+        time (``casewatch.state.stream_time``)."""
+        self._store.apply(
+            batch.rows[selected],
+            batch.activities[selected],
+            batch.attributes[selected],
+            batch.timestamps[selected],
+            batch.partitions[selected],
+            batch.offsets[selected],
+            seen[selected],
+        )
+        self.merge_case_attributes(batch, selected)
 
     def merge_case_attributes(self, batch: RoutedBatch, selected: IntArray) -> None:
         """Latest event wins: ``selected`` holds at most one event per case (a generation)."""
