@@ -1,12 +1,12 @@
 """The case store's columns, declared once.
 
 The store allocates, grows, resets and measures its numpy columns from ``COLUMNS``; the
-changelog codec writes a case's cells in the same declaration's order, each as its ``wire``
-type. Adding a column here therefore adds it to both, and a column the codec must not carry
-cannot be forgotten in one of them.
+changelog codec writes a case's cells in the same declaration's order, each as its column's
+``wire`` type. Store and codec therefore cannot disagree on what a case holds.
 
 Scalars (one cell per case) come first, in the order a changelog record packs them; per-case
-arrays follow in the order the record appends them.
+arrays follow in the order the record appends them. Adding, removing or reordering a column
+changes the record layout, which calls for a new ``casewatch.state.codec.VERSION``.
 """
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ def _constant(value: float) -> Callable[[StoreShape], float]:
 
 
 COLUMNS: tuple[Column, ...] = (
+    # name, in-memory type, value of an empty row, changelog type[, cells per case]
     # uint32: four billion events per case is beyond any process; int64 would cost 4 B/case.
     Column("n_events", _fixed(np.uint32), _constant(0), "q"),
     Column("unknown", _fixed(np.uint32), _constant(0), "I"),
