@@ -70,6 +70,11 @@ def test_columns_double_when_full() -> None:
     assert store.open_cases() == [f"c{i}" for i in range(5)]
 
 
+def test_scalar_columns_come_first_as_in_a_changelog_record() -> None:
+    scalars = [column.scalar for column in COLUMNS]
+    assert scalars == sorted(scalars, reverse=True)
+
+
 def test_every_declared_column_is_allocated_typed_and_reset() -> None:
     shape = StoreShape(activities=300, sequence_length=3, event_attribute_sizes=(4, 9),
                        numeric_case_attributes=2, categorical_case_attributes=1)  # fmt: skip
@@ -121,7 +126,7 @@ def test_restore_keeps_an_open_case_in_place_and_load_opens_new_ones() -> None:
     store = CaseStore(StoreShape(activities=3, sequence_length=2))
     apply_one(store, "a", 0)
     apply_one(store, "b", 0)
-    cells = {c.name: getattr(store, c.name)[store.index["b"]].copy() for c in COLUMNS}
+    cells = [getattr(store, c.name)[store.index["b"]].copy() for c in COLUMNS]
     store.restore("a", cells)
     assert list(store.index) == ["a", "b"]
     store.restore("z", cells)

@@ -70,12 +70,16 @@ class CaseStore:
 
     def _grow(self, capacity: int) -> None:
         old = self._capacity
+        columns: list[npt.NDArray[Any]] = []
         for name, cells, dtype, fill in self._layout:
             column: npt.NDArray[Any] = np.empty((capacity, *cells), dtype=dtype)
             column[old:] = fill
             if old:
                 column[:old] = getattr(self, name)
             setattr(self, name, column)
+            columns.append(column)
+        # The same arrays in declaration order, for the calls that touch every column.
+        self._columns = columns
         self.case_ids.extend([""] * (capacity - old))
         self._capacity = capacity
 
@@ -98,7 +102,7 @@ class CaseStore:
 
     def nbytes(self) -> int:
         """Bytes held by the columns (not counting the dict and the case id strings)."""
-        return sum(getattr(self, name).nbytes for name, _, _, _ in self._layout)
+        return sum(column.nbytes for column in self._columns)
 
     def row_of(self, case_id: str) -> int | None:
         return self._index.get(case_id)
@@ -163,8 +167,8 @@ class CaseStore:
         """Reset rows to their empty state and return them to the free list."""
         if rows.size == 0:
             return
-        for name, _, _, fill in self._layout:
-            getattr(self, name)[rows] = fill
+        for column, (_, _, _, fill) in zip(self._columns, self._layout, strict=True):
+            column[rows] = fill
         case_ids = self.case_ids
         released = rows.tolist()
         for row in released:
@@ -182,14 +186,15 @@ class CaseStore:
         self.release(dropped)
         return int(dropped.size)
 
-    def restore(self, case_id: str, cells: Mapping[str, Any]) -> int:
-        """Set every column of a case (a new case becomes the most recently seen)."""
+    def restore(self, case_id: str, cells: Sequence[Any]) -> int:
+        """Set every column of a case from ``cells``, one value per column in declaration order
+        (``casewatch.state.columns``); a new case becomes the most recently seen."""
         row = self._index.get(case_id)
         if row is None:
             row = self._open_row(case_id)
             self._index[case_id] = row
-        for name, _, _, _ in self._layout:
-            getattr(self, name)[row] = cells[name]
+        for column, value in zip(self._columns, cells, strict=True):
+            column[row] = value
         return row
 
     def load(self, case_ids: Sequence[str], cells: Mapping[str, npt.NDArray[Any]]) -> IntArray:
