@@ -18,7 +18,7 @@ SHAPE = StoreShape(
 
 def filled_store() -> tuple[CaseStore, int]:
     store = CaseStore(SHAPE)
-    row = store.row_for_event("c", False)
+    row = store.rows_for_events(["c"], [])[0]
     for step, activity in enumerate([0, 2, 2, 5, 6]):
         store.apply(
             np.array([row]), np.array([activity]), np.array([[step % 3, 4]]),
@@ -67,7 +67,7 @@ WIDE_GOLDEN = bytes.fromhex(
 def wide_store() -> tuple[CaseStore, int]:
     """Activity ids above 255 (a uint16 ring in memory), an untimed first event, no attributes."""
     store = CaseStore(WIDE_SHAPE)
-    row = store.row_for_event("w", False)
+    row = store.rows_for_events(["w"], [])[0]
     for step, activity in enumerate([299, 300, 7, 7]):
         store.apply(
             np.array([row]), np.array([activity]), np.zeros((1, 0), np.int64),

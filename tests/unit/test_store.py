@@ -21,7 +21,7 @@ from casewatch.state.store import CaseStore, StoreShape
 
 
 def apply_one(store: CaseStore, case_id: str, activity: int, now: float = 0.0) -> int:
-    row = store.row_for_event(case_id, False)
+    row = store.rows_for_events([case_id], [])[0]
     rows = np.array([row])
     store.apply(rows, np.array([activity]), np.zeros((1, 0), np.int64),
                 np.array([np.nan]), np.array([0]), np.array([5]), now)  # fmt: skip
@@ -56,7 +56,7 @@ def test_released_rows_are_reset_and_recycled() -> None:
     row = apply_one(store, "c", 1)
     assert store.take("c") == row and "c" not in store
     store.release(np.array([row]))
-    again = store.row_for_event("d", False)
+    again = store.rows_for_events(["d"], [])[0]
     assert again == row
     assert store.n_events[row] == 0 and store.counts[row].sum() == 0
     assert store.sequences(np.array([row])).tolist() == [[4, 4]]
@@ -105,16 +105,20 @@ def test_cases_leave_the_index_least_recent_first() -> None:
 
 def test_a_last_event_takes_its_case_out_of_the_index() -> None:
     store = CaseStore(StoreShape(activities=3, sequence_length=2))
-    first = store.row_for_event("c", True)
-    assert "c" not in store and store.case_ids[first] == "c"
-    # The case's next event starts afresh in another row; the closed one awaits release.
-    assert store.row_for_event("c", False) != first
+    rows = store.rows_for_events(["a", "c", "b", "c", "c", "a", "d"], [1, 4, 5])
+    # c's first event closes it, its next one starts afresh in another row, which closes too.
+    assert rows[0] == rows[5] and rows[1] != rows[3] and rows[3] == rows[4]
+    assert len(set(rows)) == 5
+    assert list(store.index) == ["b", "d"]
+    assert store.case_ids_of(np.array([rows[1], rows[4], rows[5]])) == ["c", "c", "a"]
+    assert store.rows_for_events(["b", "e"], [0, 1]) == [rows[2], 5]
+    assert list(store.index) == ["d"]
 
 
 def test_discarding_partitions_frees_their_rows() -> None:
     store = CaseStore(StoreShape(activities=3, sequence_length=2))
     for case, partition in [("a", 0), ("b", 1), ("c", 2), ("d", 1)]:
-        row = store.row_for_event(case, False)
+        row = store.rows_for_events([case], [])[0]
         store.apply(np.array([row]), np.array([0]), np.zeros((1, 0), np.int64),
                     np.array([np.nan]), np.array([partition]), np.array([1]), 0.0)  # fmt: skip
     assert store.discard_partitions([1, 5]) == 2

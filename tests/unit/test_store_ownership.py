@@ -155,7 +155,7 @@ def test_no_module_but_the_store_writes_its_index_or_columns() -> None:
 
 def test_the_index_is_read_only_outside_the_store() -> None:
     store = CaseStore(StoreShape(activities=2, sequence_length=2))
-    store.row_for_event("c", False)
+    store.rows_for_events(["c"], [])[0]
     assert dict(store.index) == {"c": 0}
     with pytest.raises(TypeError):
         store.index["d"] = 1  # type: ignore[index]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,8 @@ import numpy as np
 from casewatch.events import StreamingEvent
 from casewatch.scoring.scorer import Scorer
 from casewatch.state.store import CaseStore, FloatArray, IntArray
+
+_case_id = attrgetter("case_id")
 
 
 def _label(value: object) -> str:
@@ -104,32 +107,29 @@ class Router:
         self.unknown_activity_events = 0
 
     def route(self, events: Sequence[StreamingEvent]) -> RoutedBatch:
-        row_for_event = self._store.row_for_event
         activity_of = self._activity_ids.get
         unknown_id = self._store.shape.unknown_id
         end_activities = self._end_activities
         n = len(events)
         # Python lists in the loop, numpy conversion once after it: a numpy scalar store per
         # field and event costs several times a list append.
-        rows: list[int] = []
         activities: list[int] = []
         timestamps: list[float | None] = []
         partitions: list[int] = []
         offsets: list[int] = []
         closing_at: list[int] = []
-        add_row, add_activity, add_timestamp = rows.append, activities.append, timestamps.append
+        add_activity, add_timestamp = activities.append, timestamps.append
         add_partition, add_offset = partitions.append, offsets.append
         add_closing = closing_at.append
         for i, event in enumerate(events):
             name = event.name
-            last = event.close or name in end_activities
-            if last:
-                add_closing(i)
-            add_row(row_for_event(event.case_id, last))
             add_activity(activity_of(name, unknown_id))
             add_timestamp(event.timestamp)
             add_partition(event.partition)
             add_offset(event.offset)
+            if event.close or name in end_activities:
+                add_closing(i)
+        rows = self._store.rows_for_events(map(_case_id, events), closing_at)
         row_array = np.fromiter(rows, dtype=np.int64, count=n)
         activity_array = np.fromiter(activities, dtype=np.int64, count=n)
         closing = np.zeros(n, dtype=np.bool_)
