@@ -54,21 +54,24 @@ def _sparse_dtype(wire: str) -> np.dtype[Any]:
     return np.dtype([("index", _SPARSE_INDEX), ("value", "<" + wire)])
 
 
-# (name, wire type, sparse) of each array column; a sparse one's type is the (index, value) pair.
+# Scalars precede arrays in the declaration (``casewatch.state.columns``), as in a record.
+_SCALAR_COUNT = sum(c.scalar for c in COLUMNS)
+# (wire type, sparse) of each array column; a sparse one's type is the (index, value) pair.
 _ARRAYS = tuple(
-    (c.name, _sparse_dtype(c.wire) if c.sparse else np.dtype("<" + c.wire), c.sparse)
+    (_sparse_dtype(c.wire) if c.sparse else np.dtype("<" + c.wire), c.sparse)
     for c in COLUMNS
     if not c.scalar
 )
 
 
 def encode_row(store: CaseStore, row: int) -> bytes:
+    columns = store.columns()
     parts = [
         _HEADER.pack(VERSION, *_header(store.shape)),
-        _SCALARS.pack(*(getattr(store, c.name).item(row) for c in COLUMNS if c.scalar)),
+        _SCALARS.pack(*[column.item(row) for column in columns[:_SCALAR_COUNT]]),
     ]
-    for name, wire, sparse in _ARRAYS:
-        cells = getattr(store, name)[row]
+    for column, (wire, sparse) in zip(columns[_SCALAR_COUNT:], _ARRAYS, strict=True):
+        cells = column[row]
         if sparse:
             nonzero = np.flatnonzero(cells)
             pairs = np.empty(nonzero.size, dtype=wire)
@@ -108,7 +111,7 @@ def _array_plan(shape: StoreShape) -> tuple[tuple[np.dtype[Any], Any, Any, int],
     a dense one the shape to give its flat cells (None when flat) and their byte count."""
     plan: list[tuple[np.dtype[Any], Any, Any, int]] = []
     arrays = (c for c in COLUMNS if not c.scalar)
-    for (_, wire, sparse), column in zip(_ARRAYS, arrays, strict=True):
+    for (wire, sparse), column in zip(_ARRAYS, arrays, strict=True):
         cells = column.row_shape(shape)
         if sparse:
             plan.append((wire, wire["value"], cells, wire.itemsize))
@@ -120,7 +123,6 @@ def _array_plan(shape: StoreShape) -> tuple[tuple[np.dtype[Any], Any, Any, int],
 
 
 def _decode_cells(shape: StoreShape, payload: bytes) -> tuple[Any, ...]:
-    # Scalars precede arrays in the declaration (``casewatch.state.columns``), as in a record.
     cells: list[Any] = list(_SCALARS.unpack_from(payload, _HEADER.size))
     offset = _HEADER.size + _SCALARS.size
     # Views of one byte array: slicing costs a fraction of a frombuffer call per column.

@@ -104,6 +104,10 @@ class CaseStore:
         """Bytes held by the columns (not counting the dict and the case id strings)."""
         return sum(column.nbytes for column in self._columns)
 
+    def columns(self) -> list[npt.NDArray[Any]]:
+        """The columns in declaration order (``casewatch.state.columns``), for reading."""
+        return self._columns
+
     def row_of(self, case_id: str) -> int | None:
         return self._index.get(case_id)
 
