@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from casewatch.state.codec import StateFormatError, decode_state, encode_row
+from casewatch.state.codec import StateFormatError, decode_state, encode_row, encode_rows
 from casewatch.state.columns import COLUMN_NAMES
 from casewatch.state.store import CaseStore, StoreShape
 
@@ -103,3 +103,24 @@ def test_version_one_records_decode_to_the_state_they_were_written_from() -> Non
     assert wide.sequences(np.array([wide_row])).tolist() == [[300, 7, 7]]
     assert (wide.first_time[wide_row], wide.last_time[wide_row]) == (6.0, 8.0)
     assert (wide.first_offset[wide_row], wide.last_offset[wide_row]) == (9, 12)
+
+
+def test_records_of_many_rows_are_those_of_each_row() -> None:
+    store, row = filled_store()
+    unknown_only, other = store.rows_for_events(["u", "o"], [])
+    store.apply(
+        np.array([unknown_only, other]), np.array([6, 3]), np.array([[3, 5], [0, 0]]),
+        np.array([np.nan, 5.0]), np.array([0, 1]), np.array([7, 8]), np.array([1.0, 2.0]),
+    )  # fmt: skip
+    rows = np.array([other, row, unknown_only])
+    records = encode_rows(store, rows)
+    assert records[1] == GOLDEN
+    assert records == [encode_row(store, r) for r in rows.tolist()]
+    assert encode_rows(store, np.zeros(0, dtype=np.int64)) == []
+    for source, record in zip(rows.tolist(), records, strict=True):
+        restored = CaseStore(SHAPE)
+        target = restored.restore("x", decode_state(SHAPE, record))
+        for column in COLUMN_NAMES:
+            np.testing.assert_array_equal(
+                getattr(restored, column)[target], getattr(store, column)[source]
+            )

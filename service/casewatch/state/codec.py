@@ -18,16 +18,18 @@ for a model of another shape instead of misreading it.
 
 from __future__ import annotations
 
+import itertools
 import math
 import struct
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from casewatch.errors import CasewatchError
 from casewatch.state.columns import COLUMNS, StoreShape
-from casewatch.state.store import CaseStore
+from casewatch.state.store import CaseStore, IntArray
 
 VERSION = 1
 _HEADER = struct.Struct("<BHHBBB")
@@ -56,6 +58,8 @@ def _sparse_dtype(wire: str) -> np.dtype[Any]:
 
 # Scalars precede arrays in the declaration (``casewatch.state.columns``), as in a record.
 _SCALAR_COUNT = sum(c.scalar for c in COLUMNS)
+# The scalar block of a record as one packed numpy record: the same bytes as ``_SCALARS``.
+_SCALAR_RECORD = np.dtype([(c.name, "<" + c.wire) for c in COLUMNS if c.scalar])
 # (wire type, sparse) of each array column; a sparse one's type is the (index, value) pair.
 _ARRAYS = tuple(
     (_sparse_dtype(c.wire) if c.sparse else np.dtype("<" + c.wire), c.sparse)
@@ -65,22 +69,51 @@ _ARRAYS = tuple(
 
 
 def encode_row(store: CaseStore, row: int) -> bytes:
+    return encode_rows(store, np.array([row], dtype=np.int64))[0]
+
+
+def encode_rows(store: CaseStore, rows: IntArray) -> list[bytes]:
+    """One record per row. Each column is gathered and converted for all rows at once; a
+    record is then the join of its slices, which costs a fraction of converting row by row."""
+    if rows.size == 0:
+        return []
     columns = store.columns()
-    parts = [
-        _HEADER.pack(VERSION, *_header(store.shape)),
-        _SCALARS.pack(*[column.item(row) for column in columns[:_SCALAR_COUNT]]),
+    scalars = np.empty(rows.size, dtype=_SCALAR_RECORD)
+    for name, column in zip(_SCALAR_RECORD.names or (), columns[:_SCALAR_COUNT], strict=True):
+        scalars[name] = column[rows]
+    pieces = [
+        itertools.repeat(_HEADER.pack(VERSION, *_header(store.shape))),
+        _slices(scalars.tobytes(), _SCALAR_RECORD.itemsize, rows.size),
     ]
     for column, (wire, sparse) in zip(columns[_SCALAR_COUNT:], _ARRAYS, strict=True):
-        cells = column[row]
+        cells = column[rows]
         if sparse:
-            nonzero = np.flatnonzero(cells)
-            pairs = np.empty(nonzero.size, dtype=wire)
-            pairs["index"] = nonzero
-            pairs["value"] = cells[nonzero]
-            parts += (_NNZ.pack(nonzero.size), pairs.tobytes())
-        else:
-            parts.append(cells.astype(wire).tobytes())
-    return b"".join(parts)
+            pieces.append(_sparse_pieces(cells, wire))
+        elif cells.size:
+            block = cells.astype(wire, copy=False).tobytes()
+            pieces.append(_slices(block, len(block) // rows.size, rows.size))
+    # The header repeats without end: the row pieces decide how many records there are.
+    return [b"".join(parts) for parts in zip(*pieces, strict=False)]
+
+
+def _slices(block: bytes, size: int, count: int) -> list[bytes]:
+    return [block[start : start + size] for start in range(0, size * count, size)]
+
+
+def _sparse_pieces(cells: npt.NDArray[Any], wire: np.dtype[Any]) -> list[bytes]:
+    """Per row: u16 count of its non-zero cells, then their (index, value) pairs."""
+    row_of, index = np.nonzero(cells)  # row-major: each row's cells in ascending index order
+    pairs = np.empty(row_of.size, dtype=wire)
+    pairs["index"] = index
+    pairs["value"] = cells[row_of, index]
+    block = pairs.tobytes()
+    per_row = np.bincount(row_of, minlength=len(cells)).tolist()
+    bounds = np.concatenate(([0], np.cumsum(per_row) * wire.itemsize)).tolist()
+    pack = _NNZ.pack
+    return [
+        pack(nnz) + block[start:end]
+        for nnz, start, end in zip(per_row, bounds, bounds[1:], strict=False)
+    ]
 
 
 def decode_state(shape: StoreShape, payload: bytes) -> tuple[Any, ...]:
