@@ -9,9 +9,8 @@ The dict's insertion order is the order of last activity (a touched case is re-i
 end), which makes the least recently seen case the first key: idle expiry and eviction under the
 memory bound read from the front without scanning.
 
-Only this module writes the dict and the columns. A case leaves in two steps: it is taken out
-of the dict (its next event starts a new case) while its row stays readable for the final
-evaluation, then its row is released.
+Only this module writes the dict and the columns. A leaving case is first taken out of the dict;
+its row stays readable for the final evaluation until it is released.
 """
 
 from __future__ import annotations
@@ -125,12 +124,10 @@ class CaseStore:
     # -- cases in and out ----------------------------------------------------------------------
 
     def rows_for_events(self, case_ids: Iterable[str], last_at: Sequence[int]) -> list[int]:
-        """The row each event of a batch goes to, in order, a fresh one for a new case.
-
-        Event i belongs to the i-th of ``case_ids``; its case becomes the most recently seen.
-        At the ascending positions ``last_at`` the event is its case's last: the case leaves
-        the index instead (a later event starts a new case) and its row awaits ``release``.
-        """
+        """The row of each event of a batch (the i-th of ``case_ids`` is event i's case), a fresh
+        one for a new case. The case becomes the most recently seen, except at the ascending
+        positions ``last_at``: that event is its case's last, the case leaves the index (a later
+        event starts a new case) and its row awaits ``release``."""
         index = self._index
         pop, open_row = index.pop, self._open_row
         rows: list[int] = []
