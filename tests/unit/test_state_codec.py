@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from casewatch.state.codec import StateFormatError, decode_into, encode_row
+from casewatch.state.codec import StateFormatError, decode_state, encode_row, encode_rows
+from casewatch.state.columns import COLUMN_NAMES
 from casewatch.state.store import CaseStore, StoreShape
 
 SHAPE = StoreShape(
@@ -17,15 +18,13 @@ SHAPE = StoreShape(
 
 def filled_store() -> tuple[CaseStore, int]:
     store = CaseStore(SHAPE)
-    row = store.open_row("c")
-    store.index["c"] = row
+    row = store.rows_for_events(["c"], [])[0]
     for step, activity in enumerate([0, 2, 2, 5, 6]):
         store.apply(
             np.array([row]), np.array([activity]), np.array([[step % 3, 4]]),
             np.array([100.0 + step]), np.array([3]), np.array([40 + step]), 7.5,
         )  # fmt: skip
-    store.case_numeric[row] = 12.5
-    store.case_categorical[row] = 1
+    store.set_case_attributes(([row], [0], [12.5]), ([row], [0], [1]))
     return store, row
 
 
@@ -33,11 +32,8 @@ def test_round_trip_restores_every_column() -> None:
     store, row = filled_store()
     payload = encode_row(store, row)
     restored = CaseStore(SHAPE)
-    target = restored.open_row("c")
-    decode_into(restored, target, payload)
-    for column in ("counts", "ring", "attribute_ring", "case_numeric", "case_categorical",
-                   "n_events", "unknown", "first_time", "last_time", "last_seen",
-                   "partition", "first_offset", "last_offset"):  # fmt: skip
+    target = restored.restore("c", decode_state(SHAPE, payload))
+    for column in COLUMN_NAMES:
         np.testing.assert_array_equal(
             getattr(restored, column)[target], getattr(store, column)[row]
         )
@@ -47,8 +43,84 @@ def test_round_trip_restores_every_column() -> None:
 def test_other_model_shape_and_truncation_are_refused() -> None:
     store, row = filled_store()
     payload = encode_row(store, row)
-    other = CaseStore(StoreShape(activities=7, sequence_length=4, event_attribute_sizes=(3, 5)))
+    other = StoreShape(activities=7, sequence_length=4, event_attribute_sizes=(3, 5))
     with pytest.raises(StateFormatError, match="does not match"):
-        decode_into(other, other.open_row("c"), payload)
+        decode_state(other, payload)
     with pytest.raises(StateFormatError, match="truncated"):
-        decode_into(CaseStore(SHAPE), 0, payload[:30])
+        decode_state(SHAPE, payload[:30])
+
+
+# Records as version 1 writes them: a changelog written before any change of this build must
+# still decode, and the same state must encode to the same bytes.
+GOLDEN = bytes.fromhex(
+    "010600040002010105000000000000000100000000000000000059400000000000005a40000000000000"
+    "1e400300000028000000000000002c00000000000000030000000100000002000200000005000100000006"
+    "00020002000500010004000100040002000400000004000000484101000000"
+)
+WIDE_SHAPE = StoreShape(activities=300, sequence_length=3)
+WIDE_GOLDEN = bytes.fromhex(
+    "012c01030000000004000000000000000100000000000000000018400000000000002040000000000000"
+    "00400100000009000000000000000c0000000000000002000700020000002b010100000007002c010700"
+)
+
+
+def wide_store() -> tuple[CaseStore, int]:
+    """Activity ids above 255 (a uint16 ring in memory), an untimed first event, no attributes."""
+    store = CaseStore(WIDE_SHAPE)
+    row = store.rows_for_events(["w"], [])[0]
+    for step, activity in enumerate([299, 300, 7, 7]):
+        store.apply(
+            np.array([row]), np.array([activity]), np.zeros((1, 0), np.int64),
+            np.array([np.nan if step == 0 else 5.0 + step]), np.array([1]),
+            np.array([9 + step]), np.array([np.nan if step == 0 else 2.0]),
+        )  # fmt: skip
+    return store, row
+
+
+def test_encoding_is_byte_identical_to_version_one() -> None:
+    store, row = filled_store()
+    assert encode_row(store, row) == GOLDEN
+    wide, wide_row = wide_store()
+    assert encode_row(wide, wide_row) == WIDE_GOLDEN
+
+
+def test_version_one_records_decode_to_the_state_they_were_written_from() -> None:
+    restored = CaseStore(SHAPE)
+    row = restored.restore("c", decode_state(SHAPE, GOLDEN))
+    assert restored.counts[row].tolist() == [1, 0, 2, 0, 0, 1]
+    assert restored.unknown[row] == 1 and restored.n_events[row] == 5
+    assert restored.sequences(np.array([row])).tolist() == [[2, 2, 5, 6]]
+    assert restored.event_attributes(np.array([row])).tolist() == [[[1, 4], [2, 4], [0, 4], [1, 4]]]
+    assert (restored.first_time[row], restored.last_time[row]) == (100.0, 104.0)
+    assert (restored.last_seen[row], restored.partition[row]) == (7.5, 3)
+    assert (restored.first_offset[row], restored.last_offset[row]) == (40, 44)
+    assert restored.case_numeric[row].tolist() == [12.5]
+    assert restored.case_categorical[row].tolist() == [1]
+    wide = CaseStore(WIDE_SHAPE)
+    wide_row = wide.restore("w", decode_state(WIDE_SHAPE, WIDE_GOLDEN))
+    assert wide.counts[wide_row, [7, 299]].tolist() == [2, 1]
+    assert wide.unknown[wide_row] == 1
+    assert wide.sequences(np.array([wide_row])).tolist() == [[300, 7, 7]]
+    assert (wide.first_time[wide_row], wide.last_time[wide_row]) == (6.0, 8.0)
+    assert (wide.first_offset[wide_row], wide.last_offset[wide_row]) == (9, 12)
+
+
+def test_records_of_many_rows_are_those_of_each_row() -> None:
+    store, row = filled_store()
+    unknown_only, other = store.rows_for_events(["u", "o"], [])
+    store.apply(
+        np.array([unknown_only, other]), np.array([6, 3]), np.array([[3, 5], [0, 0]]),
+        np.array([np.nan, 5.0]), np.array([0, 1]), np.array([7, 8]), np.array([1.0, 2.0]),
+    )  # fmt: skip
+    rows = np.array([other, row, unknown_only])
+    records = encode_rows(store, rows)
+    assert records[1] == GOLDEN
+    assert records == [encode_row(store, r) for r in rows.tolist()]
+    assert encode_rows(store, np.zeros(0, dtype=np.int64)) == []
+    for source, record in zip(rows.tolist(), records, strict=True):
+        restored = CaseStore(SHAPE)
+        target = restored.restore("x", decode_state(SHAPE, record))
+        for column in COLUMN_NAMES:
+            np.testing.assert_array_equal(
+                getattr(restored, column)[target], getattr(store, column)[source]
+            )

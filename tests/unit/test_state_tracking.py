@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from casewatch import StreamingEvaluator, StreamingEvent
+from casewatch.state.codec import StateFormatError
 from casewatch.state.restore import ReplayGuard
 
 
@@ -54,3 +57,30 @@ def test_replay_guard_skips_what_restored_state_reflects(tiny_model: Path) -> No
     assert not guard.already_applied(0, 13, "fresh")
     assert guard.already_applied(0, 14, "gone")
     assert guard.windows == {}, "the window closes once the partition passes it"
+
+
+def test_a_record_that_cannot_be_applied_takes_no_row(tiny_model: Path) -> None:
+    # A restore skips such records and goes on; each one must not cost a row for good.
+    evaluator = StreamingEvaluator(tiny_model, initial_capacity=1)
+    for _ in range(3):
+        with pytest.raises(StateFormatError):
+            evaluator.restore_case("bad", b"\x01\x00")
+    evaluator.on_events([event("c", "A", 0)])
+    assert evaluator.open_cases() == ["c"]
+    assert evaluator.store.capacity == 1
+
+
+def test_a_record_counting_an_unknown_activity_is_refused(tiny_model: Path) -> None:
+    original = StreamingEvaluator(tiny_model, track_changes=True)
+    original.on_events([event("c", "A", 0)])
+    ((_, _, state),) = original.take_state_changes().states
+    header_and_scalars = 8 + 56
+    nnz = int.from_bytes(state[header_and_scalars : header_and_scalars + 2], "little")
+    assert nnz == 1
+    # The one (activity, count) pair names activity 999, which this model does not have.
+    corrupt = bytearray(state)
+    corrupt[header_and_scalars + 2 : header_and_scalars + 4] = (999).to_bytes(2, "little")
+    restored = StreamingEvaluator(tiny_model)
+    with pytest.raises(StateFormatError, match="activity the model lacks"):
+        restored.restore_case("c", bytes(corrupt))
+    assert restored.open_cases() == []

@@ -16,14 +16,12 @@ from casewatch.scoring.contract import (
     ScoreOutput,
     embed_contract,
 )
+from casewatch.state.columns import COLUMN_NAMES, COLUMNS
 from casewatch.state.store import CaseStore, StoreShape
 
 
 def apply_one(store: CaseStore, case_id: str, activity: int, now: float = 0.0) -> int:
-    row = store.index.pop(case_id, None)
-    if row is None:
-        row = store.open_row(case_id)
-    store.index[case_id] = row
+    row = store.rows_for_events([case_id], [])[0]
     rows = np.array([row])
     store.apply(rows, np.array([activity]), np.zeros((1, 0), np.int64),
                 np.array([np.nan]), np.array([0]), np.array([5]), now)  # fmt: skip
@@ -56,9 +54,9 @@ def test_memory_per_case_does_not_grow_with_case_length() -> None:
 def test_released_rows_are_reset_and_recycled() -> None:
     store = CaseStore(StoreShape(activities=3, sequence_length=2), capacity=2)
     row = apply_one(store, "c", 1)
-    del store.index["c"]
+    assert store.take("c") == row and "c" not in store
     store.release(np.array([row]))
-    again = store.open_row("d")
+    again = store.rows_for_events(["d"], [])[0]
     assert again == row
     assert store.n_events[row] == 0 and store.counts[row].sum() == 0
     assert store.sequences(np.array([row])).tolist() == [[4, 4]]
@@ -70,6 +68,77 @@ def test_columns_double_when_full() -> None:
         apply_one(store, f"c{case}", 0)
     assert store.capacity == 8 and len(store) == 5
     assert store.open_cases() == [f"c{i}" for i in range(5)]
+
+
+def test_scalar_columns_come_first_as_in_a_changelog_record() -> None:
+    scalars = [column.scalar for column in COLUMNS]
+    assert scalars == sorted(scalars, reverse=True)
+
+
+def test_every_declared_column_is_allocated_typed_and_reset() -> None:
+    shape = StoreShape(activities=300, sequence_length=3, event_attribute_sizes=(4, 9),
+                       numeric_case_attributes=2, categorical_case_attributes=1)  # fmt: skip
+    store = CaseStore(shape, capacity=2)
+    assert set(CaseStore.__annotations__) == COLUMN_NAMES
+    for column in COLUMNS:
+        cells = getattr(store, column.name)
+        assert cells.shape == (2, *column.row_shape(shape)) and cells.dtype == column.dtype(shape)
+    empty = {c.name: getattr(store, c.name)[0].copy() for c in COLUMNS}
+    row = apply_one(store, "c", 299, now=4.0)
+    store.set_case_attributes(([row], [1], [2.5]), ([row], [0], [3]))
+    store.take("c")
+    store.release(np.array([row]))
+    for name, cells in empty.items():
+        np.testing.assert_array_equal(getattr(store, name)[row], cells)
+    assert store.nbytes() == sum(getattr(store, c.name).nbytes for c in COLUMNS)
+
+
+def test_cases_leave_the_index_least_recent_first() -> None:
+    store = CaseStore(StoreShape(activities=3, sequence_length=2))
+    rows = {case: apply_one(store, case, 0) for case in "abcd"}
+    apply_one(store, "a", 1)  # a is now the most recently seen
+    assert store.take_least_recent(2).tolist() == [rows["b"], rows["c"]]
+    assert list(store.index) == ["d", "a"]
+    store.take_rows(np.array([rows["a"]]))
+    assert list(store.index) == ["d"] and store.case_ids_of(np.array([rows["a"]])) == ["a"]
+
+
+def test_a_last_event_takes_its_case_out_of_the_index() -> None:
+    store = CaseStore(StoreShape(activities=3, sequence_length=2))
+    rows = store.rows_for_events(["a", "c", "b", "c", "c", "a", "d"], [1, 4, 5])
+    # c's first event closes it, its next one starts afresh in another row, which closes too.
+    assert rows[0] == rows[5] and rows[1] != rows[3] and rows[3] == rows[4]
+    assert len(set(rows)) == 5
+    assert list(store.index) == ["b", "d"]
+    assert store.case_ids_of(np.array([rows[1], rows[4], rows[5]])) == ["c", "c", "a"]
+    assert store.rows_for_events(["b", "e"], [0, 1]) == [rows[2], 5]
+    assert list(store.index) == ["d"]
+
+
+def test_discarding_partitions_frees_their_rows() -> None:
+    store = CaseStore(StoreShape(activities=3, sequence_length=2))
+    for case, partition in [("a", 0), ("b", 1), ("c", 2), ("d", 1)]:
+        row = store.rows_for_events([case], [])[0]
+        store.apply(np.array([row]), np.array([0]), np.zeros((1, 0), np.int64),
+                    np.array([np.nan]), np.array([partition]), np.array([1]), 0.0)  # fmt: skip
+    assert store.discard_partitions([1, 5]) == 2
+    assert list(store.index) == ["a", "c"]
+    assert store.discard_partitions([]) == 0
+
+
+def test_restore_keeps_an_open_case_in_place_and_load_opens_new_ones() -> None:
+    store = CaseStore(StoreShape(activities=3, sequence_length=2))
+    apply_one(store, "a", 0)
+    apply_one(store, "b", 0)
+    cells = [getattr(store, c.name)[store.index["b"]].copy() for c in COLUMNS]
+    store.restore("a", cells)
+    assert list(store.index) == ["a", "b"]
+    store.restore("z", cells)
+    assert list(store.index) == ["a", "b", "z"]
+    rows = store.load(["x", "y"], {"n_events": np.array([4, 6])})
+    assert list(store.index)[-2:] == ["x", "y"] and store.n_events[rows].tolist() == [4, 6]
+    with pytest.raises(ValueError, match="new cases only"):
+        store.load(["a"], {})
 
 
 @pytest.fixture

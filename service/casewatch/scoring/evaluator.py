@@ -10,7 +10,6 @@ in ``scoring_failures``: see ``casewatch.scoring.isolation``).
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -18,14 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from casewatch.events import ModelIdentity, StreamingEvaluation, StreamingEvent, Trigger
-from casewatch.scoring.features import FeatureGatherer, Snapshot, snapshot
+from casewatch.scoring.features import FeatureGatherer, Snapshot, concat_parts, snapshot
 from casewatch.scoring.isolation import Isolation, ScoringFailure
 from casewatch.scoring.migration import carry_over, same_state_layout, store_shape
 from casewatch.scoring.records import RecordBuilder
 from casewatch.scoring.routing import Router
 from casewatch.scoring.scorer import Features, Scorer
 from casewatch.state.changes import ChangeTracker, StateChanges
-from casewatch.state.codec import decode_into
+from casewatch.state.codec import decode_state
 from casewatch.state.store import CaseStore, FloatArray, IntArray
 from casewatch.state.stream_time import IdleExpiry
 
@@ -94,7 +93,7 @@ class StreamingEvaluator:
             self._idle.invalidate()
             if self._changes is not None:
                 # Every open case's changelog record is in the old layout: rewrite them all.
-                self._changes.rows_replaced(np.fromiter(self.store.index.values(), np.int64))
+                self._changes.rows_replaced(self.store.rows())
         self._bind(scorer, unknown_so_far=self.unknown_activity_events)
         return migrated
 
@@ -115,7 +114,7 @@ class StreamingEvaluator:
 
     @property
     def open_case_count(self) -> int:
-        return len(self.store.index)
+        return len(self.store)
 
     def open_cases(self) -> list[str]:
         return self.store.open_cases()
@@ -141,7 +140,7 @@ class StreamingEvaluator:
 
     def score_case(self, case_id: str) -> StreamingEvaluation | None:
         """Score an open case now, keeping its state; None for an unknown case."""
-        row = self.store.index.get(case_id)
+        row = self.store.row_of(case_id)
         if row is None:
             return None
         rows = np.array([row], dtype=np.int64)
@@ -150,7 +149,7 @@ class StreamingEvaluator:
 
     def close_case(self, case_id: str) -> StreamingEvaluation | None:
         """Final evaluation of a case; its state is freed and its next event starts afresh."""
-        row = self.store.index.pop(case_id, None)
+        row = self.store.take(case_id)
         if row is None:
             return None
         rows = np.array([row], dtype=np.int64)
@@ -178,25 +177,14 @@ class StreamingEvaluator:
         batch = self._router.route(events)
         now = self._clock()
         seen = self._idle.seen(batch.partitions, now if times is None else times, batch.timestamps)
-        store = self.store
+        store, router = self.store, self._router
         if self._changes is not None:
             self._changes.touched(batch.rows)
         parts: list[tuple[Snapshot, Features]] = []
         causes: list[IntArray] = []  # index of the event (or eviction) behind each evaluation
         for selected in batch.generations():
-            rows = batch.rows[selected]
-            store.apply(
-                rows,
-                batch.activities[selected],
-                batch.attributes[selected],
-                batch.timestamps[selected],
-                batch.partitions[selected],
-                batch.offsets[selected],
-                seen[selected],
-            )
-            self._router.merge_case_attributes(batch, selected)
-            closing = batch.closing[selected]
-            due = selected if self.score_on_every_event else selected[closing]
+            router.apply(batch, selected, seen)
+            due = selected if self.score_on_every_event else selected[batch.closing[selected]]
             if due.size:
                 due_closing = batch.closing[due]
                 triggers: list[Trigger] = ["close" if c else "event" for c in due_closing.tolist()]
@@ -204,8 +192,8 @@ class StreamingEvaluator:
                 parts.append(self._due(batch.rows[due], case_ids, triggers, due_closing))
                 causes.append(due)
         released = [batch.rows[batch.closing]]
-        if self.max_open_cases is not None and len(store.index) > self.max_open_cases:
-            evicted = self._take_least_recent(len(store.index) - self.max_open_cases)
+        if self.max_open_cases is not None and len(store) > self.max_open_cases:
+            evicted = store.take_least_recent(len(store) - self.max_open_cases)
             parts.append(self._due_leaving(evicted, "evicted"))
             causes.append(len(events) + np.arange(len(evicted)))
             released.append(evicted)
@@ -229,20 +217,11 @@ class StreamingEvaluator:
 
     def drop_partitions(self, partitions: Iterable[int]) -> int:
         """Forget the open cases of the given partitions (no evaluations); returns how many."""
-        wanted = np.asarray(sorted(set(partitions)), dtype=np.int64)
+        wanted = sorted(set(partitions))
         if self._changes is not None:
-            self._changes.forget_partitions(wanted.tolist())
-        self._idle.forget(wanted.tolist())
-        index = self.store.index
-        if not index or wanted.size == 0:
-            return 0
-        case_ids = list(index)
-        rows = np.fromiter(index.values(), dtype=np.int64, count=len(index))
-        mask = np.isin(self.store.partition[rows], wanted)
-        for position in np.flatnonzero(mask).tolist():
-            del index[case_ids[position]]
-        self.store.release(rows[mask])
-        return int(mask.sum())
+            self._changes.forget_partitions(wanted)
+        self._idle.forget(wanted)
+        return self.store.discard_partitions(wanted)
 
     # -- state for the changelog ---------------------------------------------------------------
 
@@ -254,22 +233,19 @@ class StreamingEvaluator:
 
     def restore_case(self, case_id: str, state: bytes) -> None:
         """Load a case's state written by ``take_state_changes`` (replacing any open one)."""
-        row = self.store.index.get(case_id)
-        if row is None:
-            row = self.store.open_row(case_id)
-        decode_into(self.store, row, state)
-        self.store.index[case_id] = row
+        # Decoded before the store changes: a record that cannot be applied leaves no trace.
+        row = self.store.restore(case_id, decode_state(self.store.shape, state))
         self._idle.restored(self.store, row)
 
     def forget_case(self, case_id: str) -> None:
         """Drop an open case without an evaluation (its tombstone was restored)."""
-        row = self.store.index.pop(case_id, None)
+        row = self.store.take(case_id)
         if row is not None:
             self.store.release(np.array([row], dtype=np.int64))
 
     def last_offset(self, case_id: str) -> int | None:
         """Source offset of the last event applied to an open case."""
-        row = self.store.index.get(case_id)
+        row = self.store.row_of(case_id)
         return None if row is None else int(self.store.last_offset[row])
 
     # -- internals -----------------------------------------------------------------------------
@@ -278,13 +254,6 @@ class StreamingEvaluator:
         if self._changes is not None:
             self._changes.departing(self.store, rows)
         self.store.release(rows)
-
-    def _take_least_recent(self, count: int) -> IntArray:
-        index = self.store.index
-        # One scan from the front, then pops: repeated next(iter(index)) would rescan the
-        # deleted slots at the front of the dict each time.
-        case_ids = list(itertools.islice(index, count))
-        return np.fromiter((index.pop(c) for c in case_ids), dtype=np.int64, count=len(case_ids))
 
     def _due(
         self,
@@ -298,7 +267,7 @@ class StreamingEvaluator:
         return snap, self._gatherer.gather(self.store, rows, closed_mask)
 
     def _due_leaving(self, rows: IntArray, trigger: Trigger) -> tuple[Snapshot, Features]:
-        case_ids = [self.store.case_ids[row] for row in rows.tolist()]
+        case_ids = self.store.case_ids_of(rows)
         return self._due(rows, case_ids, [trigger] * len(case_ids), False)
 
     def _evaluate(
@@ -310,11 +279,7 @@ class StreamingEvaluator:
     ) -> list[StreamingEvaluation]:
         if not parts:
             return []
-        snap = Snapshot.concat([p[0] for p in parts])
-        if len(parts) == 1:
-            features = parts[0][1]
-        else:
-            features = {name: np.concatenate([p[1][name] for p in parts]) for name in parts[0][1]}
+        snap, features = concat_parts(parts)
         now = self._clock() if now is None else now
         snap, scores, kept = self._isolation.score(snap, features, source_topic, now)
         evaluations = self._records.build(

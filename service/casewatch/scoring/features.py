@@ -105,3 +105,11 @@ def snapshot(
         first_offset=store.first_offset[rows],
         last_offset=store.last_offset[rows],
     )
+
+
+def concat_parts(parts: list[tuple[Snapshot, Features]]) -> tuple[Snapshot, Features]:
+    """One snapshot and one feature set for the due cases of several parts, in part order."""
+    snap = Snapshot.concat([p[0] for p in parts])
+    if len(parts) == 1:
+        return snap, parts[0][1]
+    return snap, {name: np.concatenate([p[1][name] for p in parts]) for name in parts[0][1]}

@@ -11,10 +11,13 @@ over unchanged, so evaluation ids and the changelog stay consistent.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 from casewatch.scoring.contract import Contract
-from casewatch.state.store import CaseStore, IntArray, StoreShape
+from casewatch.state.store import COUNT_MAX, CaseStore, IntArray, StoreShape
 
 
 def store_shape(contract: Contract) -> StoreShape:
@@ -49,45 +52,76 @@ def carry_over(old: CaseStore, old_contract: Contract, new_contract: Contract) -
     new = CaseStore(shape, capacity=max(1024, 2 * len(case_ids)))
     if not case_ids:
         return new
-    src = np.fromiter(old.index.values(), dtype=np.int64, count=len(case_ids))
-    dst = np.array([new.open_row(case_id) for case_id in case_ids], dtype=np.int64)
-    new.index.update(zip(case_ids, dst.tolist(), strict=True))
-    for name in ("n_events", "first_time", "last_time", "last_seen", "partition",
-                 "first_offset", "last_offset"):  # fmt: skip
-        getattr(new, name)[dst] = getattr(old, name)[src]
+    src = old.rows()
+    cells: dict[str, npt.NDArray[Any]] = {name: getattr(old, name)[src] for name in _UNCHANGED}
+    cells.update(_activities(old, src, old_contract, new_contract))
+    slots = (cells["n_events"][:, None] + np.arange(shape.sequence_length)) % shape.sequence_length
+    cells["ring"] = _in_slots(cells.pop("sequence"), slots)
+    cells["attribute_ring"] = _in_slots(
+        _event_attributes(old, src, old_contract, new_contract), slots
+    )
+    cells.update(_case_attributes(old, src, old_contract, new_contract))
+    new.load(case_ids, cells)
+    return new
 
-    # Activities: counts by label; what the new model does not know becomes unknown.
+
+# Columns whose meaning does not depend on the model.
+_UNCHANGED = ("n_events", "first_time", "last_time", "last_seen", "partition",
+              "first_offset", "last_offset")  # fmt: skip
+
+
+def _activities(
+    old: CaseStore, src: IntArray, old_contract: Contract, new_contract: Contract
+) -> dict[str, npt.NDArray[Any]]:
+    """Counts by label; what the new model does not know becomes unknown."""
+    shape = store_shape(new_contract)
     activity = _label_map(old_contract.activities, new_contract.activities, shape.unknown_id)
     known = activity < shape.unknown_id
     old_counts = old.counts[src].astype(np.int64)
     new_counts = np.zeros((len(src), shape.activities), dtype=np.int64)
     new_counts[:, activity[known]] = old_counts[:, known]
-    new.counts[dst] = np.minimum(new_counts, np.iinfo(new.counts.dtype).max)
-    new.unknown[dst] = old.unknown[src] + old_counts[:, ~known].sum(axis=1)
     ring_map = np.concatenate([activity, [shape.unknown_id, shape.padding_id]])
-    sequence = _recent(ring_map[old.sequences(src)], shape.sequence_length, shape.padding_id)
-    slots = (new.n_events[dst, None] + np.arange(shape.sequence_length)) % shape.sequence_length
-    new.ring[dst[:, None], slots] = sequence
+    return {
+        "counts": np.minimum(new_counts, COUNT_MAX),
+        "unknown": old.unknown[src] + old_counts[:, ~known].sum(axis=1),
+        "sequence": _recent(ring_map[old.sequences(src)], shape.sequence_length, shape.padding_id),
+    }
 
-    # Per-event attributes, value by value; unknown and missing keep their meaning.
+
+def _event_attributes(
+    old: CaseStore, src: IntArray, old_contract: Contract, new_contract: Contract
+) -> IntArray:
+    """Per-event attributes, value by value; unknown and missing keep their meaning."""
+    length = new_contract.sequence_length
     old_attributes = {a.name: (j, a.values) for j, a in enumerate(old_contract.event_attributes)}
     old_ids = old.event_attributes(src) if old_contract.event_attributes else None
-    for j, attribute in enumerate(new_contract.event_attributes):
+    columns = []
+    for attribute in new_contract.event_attributes:
         size = len(attribute.values)
-        column = np.full((len(src), shape.sequence_length), size + 1, dtype=np.int64)
+        column = np.full((len(src), length), size + 1, dtype=np.int64)
         if attribute.name in old_attributes and old_ids is not None:
             k, values = old_attributes[attribute.name]
             value_map = np.concatenate(
                 [_label_map(values, attribute.values, size), [size, size + 1]]
             )
-            column = _recent(value_map[old_ids[:, :, k]], shape.sequence_length, size + 1)
-        new.attribute_ring[dst[:, None], slots, j] = column
+            column = _recent(value_map[old_ids[:, :, k]], length, size + 1)
+        columns.append(column)
+    if not columns:
+        return np.zeros((len(src), length, 0), dtype=np.int64)
+    return np.stack(columns, axis=2)
 
-    # Case attributes by name.
+
+def _case_attributes(
+    old: CaseStore, src: IntArray, old_contract: Contract, new_contract: Contract
+) -> dict[str, npt.NDArray[Any]]:
+    """Case attributes by name; one the old model did not keep reads as missing."""
+    shape = store_shape(new_contract)
+    numeric = np.full((len(src), shape.numeric_case_attributes), np.nan, dtype=np.float32)
     old_numeric = {n: i for i, n in enumerate(old_contract.numeric_case_attributes)}
     for i, name in enumerate(new_contract.numeric_case_attributes):
         if name in old_numeric:
-            new.case_numeric[dst, i] = old.case_numeric[src, old_numeric[name]]
+            numeric[:, i] = old.case_numeric[src, old_numeric[name]]
+    categorical = np.full((len(src), shape.categorical_case_attributes), -1, dtype=np.int32)
     old_categorical = {
         a.name: (i, a.values) for i, a in enumerate(old_contract.categorical_case_attributes)
     }
@@ -99,8 +133,16 @@ def carry_over(old: CaseStore, old_contract: Contract, new_contract: Contract) -
             value_map = np.concatenate(
                 [_label_map(values, case_attribute.values, unknown), [unknown, -1]]
             )
-            new.case_categorical[dst, i] = value_map[old.case_categorical[src, k]]
-    return new
+            categorical[:, i] = value_map[old.case_categorical[src, k]]
+    return {"case_numeric": numeric, "case_categorical": categorical}
+
+
+def _in_slots(sequence: npt.NDArray[Any], slots: IntArray) -> npt.NDArray[Any]:
+    """A right-aligned sequence rearranged into ring slot order (slot j of row i holds
+    ``sequence[i, position]`` where ``slots[i, position] == j``)."""
+    ring = np.empty_like(sequence)
+    ring[np.arange(len(slots))[:, None], slots] = sequence
+    return ring
 
 
 def _recent(sequence: IntArray, length: int, padding: int) -> IntArray:

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from operator import attrgetter
+from typing import Any
 
 import numpy as np
 
 from casewatch.events import StreamingEvent
 from casewatch.scoring.scorer import Scorer
-from casewatch.state.store import CaseStore, IntArray
+from casewatch.state.store import CaseStore, FloatArray, IntArray
 
-_NO_ROW = -1
+_case_id = attrgetter("case_id")
 
 
 def _label(value: object) -> str:
@@ -105,30 +107,21 @@ class Router:
         self.unknown_activity_events = 0
 
     def route(self, events: Sequence[StreamingEvent]) -> RoutedBatch:
-        store = self._store
-        index = store.index
-        pop, open_row = index.pop, store.open_row
         activity_of = self._activity_ids.get
-        unknown_id = store.shape.unknown_id
+        unknown_id = self._store.shape.unknown_id
         end_activities = self._end_activities
         n = len(events)
         # Python lists in the loop, numpy conversion once after it: a numpy scalar store per
         # field and event costs several times a list append.
-        rows: list[int] = []
         activities: list[int] = []
         timestamps: list[float | None] = []
         partitions: list[int] = []
         offsets: list[int] = []
         closing_at: list[int] = []
-        add_row, add_activity, add_timestamp = rows.append, activities.append, timestamps.append
+        add_activity, add_timestamp = activities.append, timestamps.append
         add_partition, add_offset = partitions.append, offsets.append
         add_closing = closing_at.append
         for i, event in enumerate(events):
-            case_id = event.case_id
-            row = pop(case_id, _NO_ROW)
-            if row == _NO_ROW:
-                row = open_row(case_id)
-            add_row(row)
             name = event.name
             add_activity(activity_of(name, unknown_id))
             add_timestamp(event.timestamp)
@@ -136,9 +129,7 @@ class Router:
             add_offset(event.offset)
             if event.close or name in end_activities:
                 add_closing(i)
-            else:
-                # Re-inserted at the end: the dict's order stays the order of last activity.
-                index[case_id] = row
+        rows = self._store.rows_for_events(map(_case_id, events), closing_at)
         row_array = np.fromiter(rows, dtype=np.int64, count=n)
         activity_array = np.fromiter(activities, dtype=np.int64, count=n)
         closing = np.zeros(n, dtype=np.bool_)
@@ -170,21 +161,46 @@ class Router:
             ]
         return columns
 
+    def apply(self, batch: RoutedBatch, selected: IntArray, seen: FloatArray) -> None:
+        """Write one generation of ``batch`` into the store; ``seen`` is every event's stream
+        time (``casewatch.state.stream_time``)."""
+        self._store.apply(
+            batch.rows[selected],
+            batch.activities[selected],
+            batch.attributes[selected],
+            batch.timestamps[selected],
+            batch.partitions[selected],
+            batch.offsets[selected],
+            seen[selected],
+        )
+        self.merge_case_attributes(batch, selected)
+
     def merge_case_attributes(self, batch: RoutedBatch, selected: IntArray) -> None:
+        """Latest event wins: ``selected`` holds at most one event per case (a generation)."""
         if not (self._numeric_case or self._categorical_case):
             return
-        store = self._store
+        numeric: tuple[list[int], list[int], list[float]] = ([], [], [])
+        categorical: tuple[list[int], list[int], list[int]] = ([], [], [])
+        rows = batch.rows
         for i in selected.tolist():
-            row = int(batch.rows[i])
+            row = int(rows[i])
             for name, value in batch.events[i].attributes.items():
                 column = self._numeric_case.get(name)
                 if column is not None:
                     try:
-                        store.case_numeric[row, column] = float(value)
+                        number = float(value)
                     except (TypeError, ValueError, OverflowError):
-                        store.case_numeric[row, column] = math.nan
+                        number = math.nan
+                    _add(numeric, row, column, number)
                     continue
-                categorical = self._categorical_case.get(name)
-                if categorical is not None:
-                    column, ids, unknown = categorical
-                    store.case_categorical[row, column] = ids.get(_label(value), unknown)
+                known = self._categorical_case.get(name)
+                if known is not None:
+                    column, ids, unknown = known
+                    _add(categorical, row, column, ids.get(_label(value), unknown))
+        self._store.set_case_attributes(numeric, categorical)
+
+
+def _add(cells: tuple[list[int], list[int], list[Any]], row: int, column: int, value: Any) -> None:
+    cells[0].append(row)
+    cells[1].append(column)
+    cells[2].append(value)

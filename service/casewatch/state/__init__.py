@@ -2,7 +2,7 @@
 they are written to, restore on assignment, and idle expiry in stream time."""
 
 from casewatch.state.changes import ChangeTracker, StateChanges
-from casewatch.state.codec import StateFormatError, decode_into, encode_row
+from casewatch.state.codec import StateFormatError, decode_state, encode_row
 from casewatch.state.restore import ReplayGuard, Restorer
 from casewatch.state.store import CaseStore, StoreShape
 from casewatch.state.stream_time import IdleExpiry, StreamTime
@@ -17,6 +17,6 @@ __all__ = [
     "StateFormatError",
     "StoreShape",
     "StreamTime",
-    "decode_into",
+    "decode_state",
     "encode_row",
 ]

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from casewatch.state.codec import encode_row
+import numpy as np
+
+from casewatch.state.codec import encode_rows
 from casewatch.state.store import CaseStore, IntArray
 
 
@@ -51,12 +53,16 @@ class ChangeTracker:
         self._departed = [d for d in self._departed if d[1] not in gone]
 
     def take(self, store: CaseStore) -> StateChanges:
-        ids, partitions = store.case_ids, store.partition
-        states = [
-            (ids[row], int(partitions[row]), encode_row(store, row))
-            for row in sorted(self._rows)
-            if ids[row]
-        ]
+        ids = store.case_ids
+        rows = np.array([row for row in sorted(self._rows) if ids[row]], dtype=np.int64)
+        states = list(
+            zip(
+                store.case_ids_of(rows),
+                store.partition[rows].tolist(),
+                encode_rows(store, rows),
+                strict=True,
+            )
+        )
         changes = StateChanges(self._departed, states)
         self._rows = set()
         self._departed = []

@@ -122,9 +122,7 @@ class IdleSweep:
         rows = self._stale_rows(store, latest, now)
         if now is not None:
             self.invalidate()  # the remaining slack was measured against ``now``
-        index, case_ids = store.index, store.case_ids
-        for row in rows.tolist():
-            del index[case_ids[row]]
+        store.take_rows(rows)
         return rows
 
     def _stale_rows(
@@ -138,10 +136,9 @@ class IdleSweep:
             for p, t in latest.items():
                 lookup[p + 1] = t
         stream = lookup[partition + 1]
-        last_seen = store.last_seen
         # A case that arrived before its partition had any time starts its idle time now.
-        adopt = occupied & np.isnan(last_seen) & ~np.isnan(stream)
-        last_seen[adopt] = stream[adopt]
+        store.adopt_stream_time(stream)
+        last_seen = store.last_seen
         slack = last_seen + self.ttl - stream
         with np.errstate(invalid="ignore"):
             stale = occupied & (slack < 0)
@@ -179,7 +176,7 @@ class IdleExpiry:
     def take_stale(self, store: CaseStore, now: float | None) -> IntArray:
         """Rows idle past the TTL, taken out of the store's index (none when no sweep is due)."""
         sweep = self._sweep
-        if sweep is None or not store.index:
+        if sweep is None or not store:
             return _NO_ROWS
         latest = self.stream.current(self._quiet)
         if now is None and not sweep.due(latest):
