@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from casewatch.cli._log_args import log_columns
-from casewatch.cli._replay_args import add_replay_arguments, replayed_traces
+from casewatch.cli._replay_args import add_replay_arguments, replay_model, replayed_traces
 from casewatch.offline.evaluate import evaluate, report_lines
 from casewatch.offline.evaluate_injected import evaluate_injected
 from casewatch.offline.logs import read_log
@@ -21,7 +21,11 @@ from casewatch.scoring.scorer import Scorer
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    add_replay_arguments(parser, policy="every-event", model_required=False)
+    add_replay_arguments(
+        parser,
+        model_help="ONNX scorer (default: the bundled reference model; with --inject-rate, one "
+        "trained on the first half of the log)",
+    )
     parser.add_argument(
         "--inject-rate", type=float, metavar="R",
         help="ignore the log's labels: inject anomalies into this share of the held-out half",
@@ -36,14 +40,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.inject_rate is not None:
         return _run_injected(args)
-    if args.model is None:
-        raise SystemExit("casewatch evaluate: give --model, or --inject-rate to train one")
     traces = replayed_traces(args, "evaluate")
     if not traces or any(t.label is None for t in traces):
         raise SystemExit(
             "casewatch evaluate: the log has unlabelled cases (use --inject-rate R to inject)"
         )
-    scorer = Scorer(args.model, contract_path=args.contract)
+    scorer = Scorer(replay_model(args), contract_path=args.contract)
     result = evaluate(traces, scorer, policy=args.policy)
     print("\n".join(report_lines(result, args.policy)))
     return 0
