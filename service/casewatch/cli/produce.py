@@ -18,7 +18,7 @@ _BOOTSTRAP_ENV = "CASEWATCH_BOOTSTRAP_SERVERS"
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("log", type=Path, metavar="LOG", help=LOG_HELP)
-    parser.add_argument("--topic", required=True, help="topic to produce to")
+    parser.add_argument("--topic", required=True, metavar="NAME", help="topic to produce to")
     parser.add_argument(
         "--bootstrap",
         default=os.environ.get(_BOOTSTRAP_ENV),
@@ -26,7 +26,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"Kafka bootstrap servers (default: ${_BOOTSTRAP_ENV})",
     )
     parser.add_argument(
-        "--rate", type=float, default=0.0, help="events per second; 0 = as fast as possible"
+        "--rate",
+        type=float,
+        default=0.0,
+        metavar="N",
+        help="events per second; 0 = as fast as possible",
     )
     parser.add_argument(
         "--no-close-marker",
