@@ -13,6 +13,7 @@ import pytest
 from casewatch.cli._replay_args import DEFAULT_POLICY, replay_model
 from casewatch.cli.main import COMMANDS, build_parser, main
 from casewatch.settings import Settings, bundled_model_path, env_name
+from tests.failing_model import failing_copy
 from tests.unit.test_contract import rewrite
 
 
@@ -180,3 +181,16 @@ def test_produce_warns_about_a_misspelled_setting(tmp_path: Path) -> None:
     assert "unknown_setting" in result.stderr
     assert "closest=CASEWATCH_BOOTSTRAP_SERVERS" in result.stderr
     assert result.stderr.splitlines()[-1].startswith("casewatch produce: invalid configuration")
+
+
+def test_check_model_scores_a_short_case_before_saying_ok(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    always = failing_copy(tiny_model, tmp_path / "always.onnx", at_events=0)
+    assert main(["check-model", str(always)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"INVALID: {always}: ") and len(err.splitlines()) == 1
+    # A latent failure on long cases is beyond a short probe: such a model still loads.
+    later = failing_copy(tiny_model, tmp_path / "later.onnx", at_events=50)
+    assert main(["check-model", str(later)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("OK: tiny 1, ")
