@@ -1,8 +1,9 @@
 """``casewatch evaluate LOG``: detection quality per anomaly type.
 
-On a labelled log with ``--model``, against the log's own labels. With ``--inject-rate R``, on
-any log: the first half trains a scorer (or ``--model`` is used), the second half gets BINet-style
-anomalies in a share R of its cases, and the report says what to expect on this process.
+On a labelled log, against the log's own labels (``--model``, or the bundled model). With
+``--inject-rate R``, on any log: the first half trains a scorer (or ``--model`` is used), the
+second half gets BINet-style anomalies in a share R of its cases, and the report says what to
+expect on this process.
 """
 
 from __future__ import annotations
