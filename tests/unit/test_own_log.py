@@ -97,13 +97,15 @@ def test_evaluate_with_injection_on_an_unlabelled_log(tmp_path: Path) -> None:
     assert "recall by anomaly type:" in out and "SkipSequence" in out
 
 
-def test_evaluate_needs_a_model_or_an_injection_rate(tmp_path: Path) -> None:
+def test_evaluate_on_an_unlabelled_log_points_to_injection(tmp_path: Path) -> None:
     log = write_pm4py_csv(tmp_path / "claims.csv", normal_traces(10))
 
-    result = run_cli("evaluate", str(log))
+    result = run_cli("evaluate", str(log))  # the bundled model: no --model needed
 
     assert result.returncode != 0
-    assert "--inject-rate" in result.stderr
+    assert result.stderr == (
+        "casewatch evaluate: the log has unlabelled cases (use --inject-rate R to inject)\n"
+    )
 
 
 def test_injected_evaluation_trains_on_the_first_half_only(tmp_path: Path) -> None:

@@ -12,8 +12,9 @@ LOG_HELP = "event log: .csv[.gz], .parquet, .xes[.gz] or .jsonl[.gz]"
 def add_column_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "columns (CSV and Parquet)",
-        "default: the pm4py names (case:concept:name, concept:name, time:timestamp), or "
-        "case_id, activity_name, timestamp, event_position when the header has case_id",
+        # Kept as written by the help formatter, so wrapped here.
+        "default: the pm4py names (case:concept:name, concept:name, time:timestamp),\n"
+        "or case_id, activity_name, timestamp, event_position when the header has case_id",
     )
     group.add_argument("--case-column", metavar="NAME", help="column holding the case id")
     group.add_argument("--activity-column", metavar="NAME", help="column holding the activity")

@@ -25,6 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--partitions",
         type=int,
         default=None,
+        metavar="N",
         help="partitions for --topic where the broker supports CreateTopics "
         "(the embedded broker always auto-creates 4)",
     )

@@ -2,10 +2,12 @@
 
 ``python -m casewatch.cli.config_doc`` prints the Markdown table that README.md carries between
 ``<!-- settings:start -->`` and ``<!-- settings:end -->``; a unit test keeps the two identical.
+``casewatch run --help`` lists the same variables as plain text.
 """
 
 from __future__ import annotations
 
+import re
 import textwrap
 import types
 from pathlib import Path
@@ -80,6 +82,27 @@ def settings_reference_markdown() -> str:
         )
         lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+# A sentence ends at a full stop followed by a capital, so "e.g. x" and "1.5" stay whole.
+_SENTENCE_END = re.compile(r"(?<=\.)\s+(?=[A-Z(`])")
+
+
+def _first_sentence(text: str) -> str:
+    return _SENTENCE_END.split(text.replace("\n", " "), maxsplit=1)[0].replace("`", "")
+
+
+def settings_reference_text() -> str:
+    """Every setting as two lines: the variable and its default, then what it does."""
+    lines = ["environment variables (name, default, what it sets):"]
+    for name, field in Settings.model_fields.items():
+        variable = _extra(field, "doc_env") or env_name(name)
+        default = _default(field).replace("`", "")
+        lines.append(f"  {variable}  default: {default}")
+        what = _first_sentence(field.description or "")
+        indent = " " * 6
+        lines.append(textwrap.fill(what, 98, initial_indent=indent, subsequent_indent=indent))
+    return "\n".join(lines)
 
 
 _ENV_EXAMPLE_HEADER = """\

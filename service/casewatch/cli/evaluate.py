@@ -1,8 +1,9 @@
 """``casewatch evaluate LOG``: detection quality per anomaly type.
 
-On a labelled log with ``--model``, against the log's own labels. With ``--inject-rate R``, on
-any log: the first half trains a scorer (or ``--model`` is used), the second half gets BINet-style
-anomalies in a share R of its cases, and the report says what to expect on this process.
+On a labelled log, against the log's own labels (``--model``, or the bundled model). With
+``--inject-rate R``, on any log: the first half trains a scorer (or ``--model`` is used), the
+second half gets BINet-style anomalies in a share R of its cases, and the report says what to
+expect on this process.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from casewatch.cli._log_args import log_columns
-from casewatch.cli._replay_args import add_replay_arguments, replayed_traces
+from casewatch.cli._replay_args import add_replay_arguments, replay_model, replayed_traces
 from casewatch.offline.evaluate import evaluate, report_lines
 from casewatch.offline.evaluate_injected import evaluate_injected
 from casewatch.offline.logs import Trace, read_log
@@ -23,7 +24,11 @@ from casewatch.scoring.scorer import Scorer
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    add_replay_arguments(parser, policy="every-event", model_required=False)
+    add_replay_arguments(
+        parser,
+        model_help="ONNX scorer (default: the bundled reference model; with --inject-rate, one "
+        "trained on the first half of the log)",
+    )
     parser.add_argument(
         "--inject-rate", type=float, metavar="R",
         help="ignore the log's labels: inject anomalies into this share of the held-out half",
@@ -45,14 +50,12 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"casewatch evaluate: {args.report.parent} is not a directory")
     if args.inject_rate is not None:
         return _run_injected(args)
-    if args.model is None:
-        raise SystemExit("casewatch evaluate: give --model, or --inject-rate to train one")
     traces = replayed_traces(args, "evaluate")
     if not traces or any(t.label is None for t in traces):
         raise SystemExit(
             "casewatch evaluate: the log has unlabelled cases (use --inject-rate R to inject)"
         )
-    scorer = Scorer(args.model, contract_path=args.contract)
+    scorer = Scorer(replay_model(args), contract_path=args.contract)
     result = evaluate(traces, scorer, policy=args.policy)
     print("\n".join(report_lines(result, args.policy)))
     if args.report is not None:
@@ -61,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
         )
         notes = [
             f"{len(traces)} cases of {args.log.name}{skipped} against the log's labels, scored "
-            f"by {args.model.name} ({args.policy}); held-out only if the model was not trained "
-            "on them."
+            f"by {replay_model(args).name} ({args.policy}); held-out only if the model was not "
+            "trained on them."
         ]
         _write_report(args, traces, scorer, notes)
     return 0

@@ -6,16 +6,19 @@ import argparse
 import os
 from pathlib import Path
 
+from casewatch.cli._log_args import LOG_HELP
+from casewatch.daemon.startup import warn_unknown_env
 from casewatch.errors import ConfigError
 from casewatch.kafka.feed import replay
 from casewatch.offline.logs import interleave, read_log
+from casewatch.telemetry.logging import configure_logging
 
 _BOOTSTRAP_ENV = "CASEWATCH_BOOTSTRAP_SERVERS"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("log", type=Path, metavar="LOG", help="event log (.csv, .xes, .jsonl[.gz])")
-    parser.add_argument("--topic", required=True, help="topic to produce to")
+    parser.add_argument("log", type=Path, metavar="LOG", help=LOG_HELP)
+    parser.add_argument("--topic", required=True, metavar="NAME", help="topic to produce to")
     parser.add_argument(
         "--bootstrap",
         default=os.environ.get(_BOOTSTRAP_ENV),
@@ -23,7 +26,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"Kafka bootstrap servers (default: ${_BOOTSTRAP_ENV})",
     )
     parser.add_argument(
-        "--rate", type=float, default=0.0, help="events per second; 0 = as fast as possible"
+        "--rate",
+        type=float,
+        default=0.0,
+        metavar="N",
+        help="events per second; 0 = as fast as possible",
     )
     parser.add_argument(
         "--no-close-marker",
@@ -40,6 +47,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # The bootstrap default is a setting: a misspelled CASEWATCH_* name is said, not ignored.
+    configure_logging("WARNING", "console")
+    warn_unknown_env(os.environ)
     if not args.bootstrap:
         raise ConfigError(f"no bootstrap servers: pass --bootstrap or set {_BOOTSTRAP_ENV}")
     if args.rate < 0:

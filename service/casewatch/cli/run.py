@@ -15,6 +15,7 @@ import os
 import signal
 from types import FrameType
 
+from casewatch.cli.config_doc import settings_reference_text
 from casewatch.daemon.build import build_daemon, load_evaluator, start_telemetry
 from casewatch.daemon.startup import warn_unknown_env
 from casewatch.errors import CasewatchError
@@ -22,9 +23,19 @@ from casewatch.kafka.config import check_client_properties
 from casewatch.settings import load_settings
 from casewatch.telemetry.logging import configure_logging, get_logger
 
+_DESCRIPTION = """\
+Run the daemon: consume events from CASEWATCH_INPUT_TOPIC, score each case with the model,
+publish evaluations to CASEWATCH_OUTPUT_TOPIC and serve /metrics, /healthz and /readyz.
+Every setting comes from a CASEWATCH_* environment variable (listed below); an unknown
+CASEWATCH_* variable is warned about with the closest known name.
+
+exit codes: 0 after SIGTERM/SIGINT and a clean shutdown, 1 on a fatal failure,
+2 on invalid configuration. SIGHUP reloads the model."""
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = "All settings come from CASEWATCH_* environment variables."
+    parser.description = _DESCRIPTION
+    parser.epilog = settings_reference_text()
 
 
 def run(args: argparse.Namespace) -> int:

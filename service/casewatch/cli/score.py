@@ -1,4 +1,4 @@
-"""``casewatch score LOG --model M``: offline replay through the daemon's evaluator."""
+"""``casewatch score LOG [--model M]``: offline replay through the daemon's evaluator."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import IO
 
 import msgspec
 
-from casewatch.cli._replay_args import add_replay_arguments, replayed_traces
+from casewatch.cli._replay_args import add_replay_arguments, replay_model, replayed_traces
 from casewatch.events import StreamingEvaluation
 from casewatch.offline.progress import progress_bar
 from casewatch.offline.replay import replay
@@ -18,12 +18,14 @@ from casewatch.scoring.scorer import Scorer
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    add_replay_arguments(parser, policy="close")
-    parser.add_argument("--out", type=Path, help="write one JSON evaluation per line here")
+    add_replay_arguments(parser)
+    parser.add_argument(
+        "--out", type=Path, metavar="PATH", help="write one JSON evaluation per line here"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    scorer = Scorer(args.model, contract_path=args.contract)
+    scorer = Scorer(replay_model(args), contract_path=args.contract)
     traces = replayed_traces(args, "score")
     encoder = msgspec.json.Encoder()
     out: IO[bytes] | None = args.out.open("wb") if args.out else None

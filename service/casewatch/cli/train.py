@@ -14,17 +14,21 @@ from casewatch.offline.train import TrainOptions, train
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("log", type=Path, help=LOG_HELP)
+    parser.add_argument("log", type=Path, metavar="LOG", help=LOG_HELP)
     add_column_arguments(parser)
-    parser.add_argument("--out", type=Path, required=True, help="ONNX file to write")
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="PATH", help="ONNX file to write"
+    )
     parser.add_argument("--name", help="model name (default: the output file's stem)")
     parser.add_argument("--version", help="model version (default: today's date)")
     parser.add_argument(
-        "--train-fraction", type=float, default=1.0,
+        "--train-fraction", type=float, default=1.0, metavar="F",
         help="fit on the first share of cases; the rest is scored for the model card",
     )  # fmt: skip
     parser.add_argument("--order", type=int, default=3, choices=(2, 3, 4), help="n-gram order")
-    parser.add_argument("--sequence-length", type=int, default=32, help="K: events kept per case")
+    parser.add_argument(
+        "--sequence-length", type=int, default=32, metavar="K", help="events kept per case"
+    )
     parser.add_argument(
         "--threshold-method", choices=sorted(METHODS), default="mode",
         help="how the threshold is chosen from the training scores (default: %(default)s)",
