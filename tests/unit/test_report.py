@@ -98,3 +98,15 @@ def test_evaluate_with_injection_writes_the_report_of_the_held_out_half(tmp_path
     page = report.read_text()
     assert page.count("<svg") == 3
     assert "Held-out: the last 2500 cases, none used for training" in page
+
+
+def test_evaluate_on_labels_with_the_bundled_model_writes_the_report(tmp_path: Path) -> None:
+    report = tmp_path / "report.html"
+    result = subprocess.run(
+        casewatch_command(
+            "evaluate", str(BUNDLED_LOG), "--skip-fraction", "0.9", "--report", str(report)
+        ),
+        env=casewatch_env(), capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "scored by reference.onnx" in report.read_text()
