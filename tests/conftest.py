@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +54,9 @@ def _docker_answers() -> bool:
     return True
 
 
-def _embedded_broker() -> Iterator[str]:
+@contextmanager
+def broker_process() -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``casewatch broker`` in a process of its own: its address and the process."""
     process = subprocess.Popen(
         casewatch_command("broker"),
         env=casewatch_env(),
@@ -65,8 +69,10 @@ def _embedded_broker() -> Iterator[str]:
         first = process.stdout.readline().strip()
         if not first.startswith("bootstrap="):
             pytest.fail(f"casewatch broker did not report its address: {first!r}")
-        yield first.removeprefix("bootstrap=")
+        yield first.removeprefix("bootstrap="), process
     finally:
+        # A frozen broker (SIGSTOP) must be woken to be stopped.
+        process.send_signal(signal.SIGCONT)
         stop_process(process)
 
 
@@ -98,7 +104,7 @@ def kafka_broker() -> Iterator[Broker]:
         with KafkaContainer() as kafka:
             yield Broker(kafka.get_bootstrap_server(), embedded=False)
     else:
-        for address in _embedded_broker():
+        with broker_process() as (address, _):
             yield Broker(address, embedded=True)
 
 

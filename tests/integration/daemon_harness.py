@@ -208,6 +208,12 @@ def committed_and_end(bootstrap: str, group: str, topic: str) -> tuple[list[int]
         consumer.close()
 
 
+def uncommitted(bootstrap: str, group: str, topic: str) -> int:
+    """Input records the group has not committed yet (a partition never committed counts whole)."""
+    committed, ends = committed_and_end(bootstrap, group, topic)
+    return sum(ends) - sum(max(c, 0) for c in committed)
+
+
 def published_count(bootstrap: str, topics: dict[str, str]) -> int:
     """Records on the output topic so far."""
     return sum(committed_and_end(bootstrap, topics["group"], topics["output"])[1])

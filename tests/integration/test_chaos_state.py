@@ -19,13 +19,14 @@ import pytest
 
 from casewatch.events import StreamingEvent
 from casewatch.kafka.broker import ensure_topics
-from tests.conftest import casewatch_command, casewatch_env, stop_process
+from tests.conftest import broker_process
 from tests.integration.daemon_harness import (
     DaemonProcess,
     case_events,
     committed_and_end,
     outputs_after_catch_up,
     produce_events,
+    uncommitted,
     wait_for_outputs,
 )
 from tests.integration.state_checks import assert_like_an_uninterrupted_run
@@ -191,8 +192,7 @@ def test_sigkill_at_random_points_changes_no_score(
             time.sleep(delay)
             assert producer.is_alive(), "the stream ended before every kill"
             daemon.stop(signal.SIGKILL)
-            committed, ends = committed_and_end(kafka_bootstrap, topics["group"], topics["input"])
-            backlogs.append(sum(ends) - sum(max(c, 0) for c in committed))
+            backlogs.append(uncommitted(kafka_bootstrap, topics["group"], topics["input"]))
             daemon.start()
             daemon.wait_ready(timeout=60)
         producer.join()
@@ -212,21 +212,8 @@ def test_sigkill_at_random_points_changes_no_score(
 @pytest.fixture
 def own_broker() -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """An embedded broker in its own process, for this test alone: it gets frozen."""
-    process = subprocess.Popen(
-        casewatch_command("broker"),
-        env=casewatch_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline().strip()
-        assert first.startswith("bootstrap="), first
-        yield first.removeprefix("bootstrap="), process
-    finally:
-        process.send_signal(signal.SIGCONT)
-        stop_process(process)
+    with broker_process() as broker:
+        yield broker
 
 
 def test_a_broker_freeze_loses_nothing(
