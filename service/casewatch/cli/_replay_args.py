@@ -8,7 +8,7 @@ from pathlib import Path
 from casewatch.cli._log_args import LOG_HELP, add_column_arguments, log_columns
 from casewatch.offline.logs import Trace, read_log
 from casewatch.offline.train import split
-from casewatch.settings import bundled_model_path
+from casewatch.settings import bundled_model_path, policy_alias
 
 SCORE_POLICIES = ("close", "every-event")
 # The daemon's own default (CASEWATCH_SCORE_POLICY) and the demo's: figures from `score` and
@@ -18,14 +18,9 @@ POLICY_HELP = "score a case when it closes, or after every event (every_event al
 MODEL_HELP = "ONNX scorer (default: the reference model bundled with casewatch)"
 
 
-def score_policy(value: str) -> str:
-    """A ``--policy`` value; the underscore spelling ``every_event`` is read as ``every-event``."""
-    return "every-event" if value == "every_event" else value
-
-
 def add_policy_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--policy", type=score_policy, choices=SCORE_POLICIES, default=DEFAULT_POLICY,
+        "--policy", type=policy_alias, choices=SCORE_POLICIES, default=DEFAULT_POLICY,
         help=POLICY_HELP,
     )  # fmt: skip
 

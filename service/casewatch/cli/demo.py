@@ -27,7 +27,7 @@ import msgspec
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from casewatch.cli._replay_args import POLICY_HELP, SCORE_POLICIES, score_policy
+from casewatch.cli._replay_args import add_policy_argument
 from casewatch.cli.demo_view import DemoRun, print_summary
 from casewatch.errors import CasewatchError
 from casewatch.events import StreamingEvaluation
@@ -50,9 +50,7 @@ BUNDLED_TRAIN_FRACTION = 0.5
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log", type=Path, default=None, help="event log (default: bundled)")
-    parser.add_argument(
-        "--policy", type=score_policy, choices=SCORE_POLICIES, default="close", help=POLICY_HELP
-    )
+    add_policy_argument(parser)
     parser.add_argument("--rate", type=float, default=0.0, help="events/s; 0 = unthrottled")
     parser.add_argument("--model", type=Path, default=None, help="ONNX scorer (default: bundled)")
     parser.add_argument(
