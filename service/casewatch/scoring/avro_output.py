@@ -33,8 +33,13 @@ class AvroEvaluationEncoder:
         self.subject = value_subject(topic)
         with registry_errors(f"cannot register the evaluation schema as {self.subject!r}"):
             self.schema_id: int = client.register_schema(self.subject, Schema(self.schema, "AVRO"))
-        # Registered above; the serializer finds the id in the client's cache.
-        self._serialize = AvroSerializer(client, self.schema, _as_dict)
+        # Written with the id registered above: the serializer registers nothing per record.
+        self._serialize = AvroSerializer(
+            client,
+            self.schema,
+            _as_dict,
+            {"auto.register.schemas": False, "use.schema.id": self.schema_id},
+        )
         self._context = SerializationContext(topic, MessageField.VALUE)
 
     def encode(self, evaluation: StreamingEvaluation) -> bytes:
