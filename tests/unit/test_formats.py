@@ -47,7 +47,10 @@ def registry() -> dict[str, str]:
     return {"url": f"mock://{uuid.uuid4().hex}"}
 
 
-def _decoder(fmt: str, registry: dict[str, str], fields: FieldNames = FieldNames()) -> Any:
+DEFAULT_FIELDS = FieldNames()
+
+
+def _decoder(fmt: str, registry: dict[str, str], fields: FieldNames = DEFAULT_FIELDS) -> Any:
     return event_decoder(fmt, fields, topic=TOPIC, max_message_bytes=10_000, registry=registry)
 
 
