@@ -40,13 +40,14 @@ from casewatch._settings_environment import (
     reveal,
     unknown_names,
 )
-from casewatch._settings_formats import FormatSettings
+from casewatch._settings_formats import SCHEMA_REGISTRY_ENV_PREFIX, FormatSettings
 from casewatch.kafka.config import ClientOptions
 
 # With the environment's spelling of the settings, which others import from here too.
 __all__ = ["REDACTED", "XES_FIELD_NAMES", "Settings", "bundled_model_path", "env_name"]
 __all__ += ["is_secret_property", "kafka_property", "load_settings", "unknown_env_names"]
 __all__ += ["ENV_PREFIX", "KAFKA_ENV_PREFIX", "closest_env_name", "policy_alias"]
+__all__ += ["SCHEMA_REGISTRY_ENV_PREFIX"]
 
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
