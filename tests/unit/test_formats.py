@@ -212,3 +212,13 @@ def test_json_both_ways_builds_no_registry_part() -> None:
 def test_an_unusable_registry_configuration_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="CASEWATCH_SCHEMA_REGISTRY_"):
         registry_client({"url": "mock://x", "no.such.property": "1"})
+
+
+def test_json_values_failing_their_schema_are_refused(registry: dict[str, str]) -> None:
+    good = registry_event_encoder("json_schema", registry_client(registry), TOPIC)(EVENTS[0])
+    # The same framing and schema id, a body the event schema rejects (no activity).
+    value = good[:5] + b'{"case_id": "c-1"}'
+    with pytest.raises(InvalidEventError) as caught:
+        _decoder("json_schema", registry).decode(value, None, 0, 0)
+    assert caught.value.reason == "not_json_schema"
+    assert "activity" in str(caught.value)

@@ -11,6 +11,7 @@ that does not answer at start-up a SchemaRegistryFailure, both one line naming t
 from __future__ import annotations
 
 import contextlib
+import importlib.resources
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
@@ -20,6 +21,9 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from casewatch.errors import CasewatchError, ConfigError
 
+EVALUATION_AVRO: Final = "evaluation.avsc"
+EVENT_AVRO: Final = "event.avsc"
+EVENT_JSON_SCHEMA: Final = "event.schema.json"
 _DETAIL_CHARS: Final = 200
 _clients: dict[tuple[tuple[str, str], ...], Any] = {}
 _lock = threading.Lock()
@@ -32,6 +36,12 @@ class SchemaRegistryFailure(CasewatchError):
 def value_subject(topic: str) -> str:
     """The subject of a topic's values under the default TopicNameStrategy."""
     return f"{topic}-value"
+
+
+def schema_text(name: str) -> str:
+    """The text of a schema file bundled in ``casewatch/schemas/``."""
+    files = importlib.resources.files("casewatch") / "schemas" / name
+    return files.read_text(encoding="utf-8")
 
 
 def one_line(exc: BaseException) -> str:
@@ -79,10 +89,14 @@ def check_reachable(client: Any) -> None:
 
 
 __all__ = [
+    "EVALUATION_AVRO",
+    "EVENT_AVRO",
+    "EVENT_JSON_SCHEMA",
     "SchemaRegistryFailure",
     "check_reachable",
     "one_line",
     "registry_client",
     "registry_errors",
+    "schema_text",
     "value_subject",
 ]

@@ -23,8 +23,13 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from casewatch.errors import ConfigError
 from casewatch.events import StreamingEvent
 from casewatch.kafka.protobuf_messages import event_message_class
-from casewatch.kafka.registry import check_reachable, registry_errors
-from casewatch.schemas import EVENT_AVRO, EVENT_JSON_SCHEMA, schema_text
+from casewatch.kafka.registry import (
+    EVENT_AVRO,
+    EVENT_JSON_SCHEMA,
+    check_reachable,
+    registry_errors,
+    schema_text,
+)
 
 REGISTRY_FORMATS: Final = ("avro", "protobuf", "json_schema")
 

@@ -17,8 +17,7 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from casewatch.events import StreamingEvaluation
-from casewatch.kafka.registry import registry_errors, value_subject
-from casewatch.schemas import EVALUATION_AVRO, schema_text
+from casewatch.kafka.registry import EVALUATION_AVRO, registry_errors, schema_text, value_subject
 
 
 def _as_dict(evaluation: StreamingEvaluation, context: Any) -> Any:
