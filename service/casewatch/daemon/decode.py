@@ -210,16 +210,15 @@ class EventDecoder:
             raise InvalidEventError(
                 NOT_AN_OBJECT, f"message is a JSON {type(obj).__name__}, not an object"
             )
-        event, flat = self._from_mapping(obj, key, partition, offset)
-        self._flat_stream = flat
+        event = self._from_mapping(obj, key, partition, offset)
         if len(value) > 2 * MAX_NESTING:
             self._check_nesting(value, event.attributes)
         return event
 
     def _from_mapping(
         self, obj: dict[str, Any], key: bytes | None, partition: int, offset: int
-    ) -> tuple[StreamingEvent, bool]:
-        """The event in a decoded object, and whether it carried top-level attributes."""
+    ) -> StreamingEvent:
+        """The event in a decoded object (JSON here, a registry format's record in a subclass)."""
         names = self.fields
         case_id = self._generic_case_id(obj.get(names.case_id), key)
 
@@ -255,14 +254,14 @@ class EventDecoder:
 
         mapped = self._mapped
         extra = {name: item for name, item in obj.items() if name not in mapped}
+        self._flat_stream = bool(extra)
         if extra:
             # The explicit attributes object is the more deliberate source, so it wins.
             extra.update(attributes)
             attributes = extra
-        event = StreamingEvent(
+        return StreamingEvent(
             case_id, activity, timestamp, attributes, close is True, partition, offset
         )
-        return event, bool(extra)
 
     def _generic_case_id(self, raw: object, key: bytes | None) -> str:
         if raw is None:

@@ -126,7 +126,8 @@ class RegistryEventDecoder(EventDecoder):
                 NOT_AN_OBJECT, f"{self._name} value is a {type(record).__name__}, not a record"
             )
         try:
-            event, _ = self._from_mapping(record, key, partition, offset)
+            # The flat-stream shortcut it records is the JSON decode's; ``decode`` never reads it.
+            event = self._from_mapping(record, key, partition, offset)
             if _nested_too_deep(b"", event.attributes, prefilter=False):
                 raise InvalidEventError(TOO_DEEP, f"an attribute nests over {MAX_NESTING} levels")
         except InvalidEventError:
