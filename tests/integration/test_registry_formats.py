@@ -178,3 +178,24 @@ def test_protobuf_events_score_like_json_with_the_schema_taken_from_the_registry
     scores = {e.case_id: e.trace_score for e in published if e.closed}
     assert scores == pytest.approx(_json_path_scores(events, settings))
     assert {e.trigger for e in published} == {"close"}
+
+
+def test_casewatch_produce_writes_avro_events_the_registry_can_read(
+    kafka_bootstrap: str, topics: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from casewatch.cli.main import main
+    from tests.conftest import BUNDLED_LOG
+
+    registry = f"mock://{uuid.uuid4().hex}"
+    argv = ["produce", str(BUNDLED_LOG), "--topic", topics["input"], "--limit-cases", "20"]
+    argv += ["--bootstrap", kafka_bootstrap, "--format", "avro", "--schema-registry", registry]
+    assert main(argv) == 0
+    produced = int(capsys.readouterr().out.split()[1])
+    records = read_records(kafka_bootstrap, topics["input"], until=produced, timeout=30)
+    read = AvroDeserializer(registry_client({"url": registry}))
+    context = SerializationContext(topics["input"], MessageField.VALUE)
+    events = [read(r.value, context) for r in records]
+    assert len(events) == produced
+    assert {e["case_id"] for e in events} == {str(i) for i in range(1, 21)}
+    assert all(r.key == e["case_id"].encode() for r, e in zip(records, events, strict=True))
+    assert sum(e["close"] for e in events) == 20

@@ -222,3 +222,35 @@ def test_json_values_failing_their_schema_are_refused(registry: dict[str, str]) 
         _decoder("json_schema", registry).decode(value, None, 0, 0)
     assert caught.value.reason == "not_json_schema"
     assert "activity" in str(caught.value)
+
+
+def test_a_registry_that_does_not_answer_stops_start_up_in_one_line() -> None:
+    from casewatch.kafka.registry import SchemaRegistryFailure
+
+    unreachable = {"url": "http://127.0.0.1:1", "max.retries": "0", "timeout": "2"}
+    with pytest.raises(SchemaRegistryFailure) as caught:
+        _decoder("avro", unreachable)
+    message = str(caught.value)
+    assert message.startswith("cannot reach the Schema Registry: ")
+    assert "\n" not in message
+
+
+def test_produce_with_a_registry_format_needs_a_registry(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from casewatch.cli.main import main
+    from tests.conftest import BUNDLED_LOG
+
+    monkeypatch.delenv("CASEWATCH_SCHEMA_REGISTRY_URL", raising=False)
+    argv = ["produce", str(BUNDLED_LOG), "--topic", "t", "--bootstrap", "127.0.0.1:1"]
+    assert main([*argv, "--format", "avro", "--limit-cases", "1"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1
+    assert "--format avro needs a Schema Registry" in err
+
+
+def test_numeric_registry_properties_are_read_as_numbers() -> None:
+    client = registry_client({"url": "mock://n", "timeout": "2.5", "max.retries": "1"})
+    assert client is registry_client({"max.retries": "1", "url": "mock://n", "timeout": "2.5"})
+    with pytest.raises(ConfigError, match=r"CASEWATCH_SCHEMA_REGISTRY__MAX_RETRIES: must be a"):
+        registry_client({"url": "mock://n", "max.retries": "many"})

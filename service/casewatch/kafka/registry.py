@@ -25,6 +25,18 @@ EVALUATION_AVRO: Final = "evaluation.avsc"
 EVENT_AVRO: Final = "event.avsc"
 EVENT_JSON_SCHEMA: Final = "event.schema.json"
 _DETAIL_CHARS: Final = 200
+# Client properties that are numbers; every other one is text.
+_NUMERIC: Final = frozenset(
+    {
+        "timeout",
+        "cache.capacity",
+        "cache.latest.ttl.sec",
+        "max.retries",
+        "retries.wait.ms",
+        "retries.max.wait.ms",
+    }
+)
+_FRACTIONAL: Final = frozenset({"timeout", "cache.latest.ttl.sec"})
 _clients: dict[tuple[tuple[str, str], ...], Any] = {}
 _lock = threading.Lock()
 
@@ -50,6 +62,19 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:_DETAIL_CHARS]
 
 
+def _typed(config: Mapping[str, str]) -> dict[str, Any]:
+    """``config`` with the values the client wants as numbers (the environment has only text)."""
+    typed: dict[str, Any] = dict(config)
+    for name in _NUMERIC.intersection(typed):
+        text = typed[name]
+        try:
+            typed[name] = float(text) if name in _FRACTIONAL else int(text)
+        except ValueError:
+            variable = f"CASEWATCH_SCHEMA_REGISTRY__{name.upper().replace('.', '_')}"
+            raise ConfigError(f"{variable}: must be a number, got {text!r}") from None
+    return typed
+
+
 def registry_client(config: Mapping[str, str]) -> Any:
     """The process's client for the registry ``config`` describes (``url`` plus properties)."""
     key = tuple(sorted(config.items()))
@@ -57,7 +82,7 @@ def registry_client(config: Mapping[str, str]) -> Any:
         client = _clients.get(key)
         if client is None:
             try:
-                client = SchemaRegistryClient.new_client(dict(config))
+                client = SchemaRegistryClient.new_client(_typed(config))
             except (ValueError, TypeError) as exc:
                 # The client names the property at fault; its values may be secret, so only
                 # the message is kept, never the configuration.
