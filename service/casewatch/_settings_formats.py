@@ -10,9 +10,9 @@ spelt like the librdkafka pass-through. A private part of ``casewatch.settings``
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo, field_validator
 
 from casewatch._settings_endpoints import EndpointSettings
 from casewatch._settings_environment import (
@@ -55,6 +55,7 @@ class FormatSettings(EndpointSettings):
             "Schema Registry URL(s), comma-separated; `mock://<scope>` is an in-process registry "
             "for tests."
         ),
+        validate_default=True,
     )
     protobuf_message: Annotated[str | None, BeforeValidator(empty_is_none)] = Field(
         None,
@@ -77,19 +78,19 @@ class FormatSettings(EndpointSettings):
         },
     )
 
-    @model_validator(mode="after")
-    def _registry_formats_have_a_registry(self) -> Any:
-        if self.uses_registry and self.schema_registry_url is None:
-            users = [
-                f"CASEWATCH_{name.upper()}={value}"
-                for name, value in (
-                    ("input_format", self.input_format),
-                    ("output_format", self.output_format),
-                )
-                if value != "json"
-            ]
-            raise ValueError(f"CASEWATCH_SCHEMA_REGISTRY_URL must be set for {' and '.join(users)}")
-        return self
+    @field_validator("schema_registry_url")
+    @classmethod
+    def _registry_formats_have_a_registry(cls, url: str | None, info: ValidationInfo) -> str | None:
+        # Declared after both formats, so both are in ``info.data`` when they are valid.
+        formats = {name: info.data.get(name, "json") for name in ("input_format", "output_format")}
+        users = [
+            f"CASEWATCH_{name.upper()}={value}"
+            for name, value in formats.items()
+            if value != "json"
+        ]
+        if url is None and users:
+            raise ValueError(f"must be set for {' and '.join(users)}")
+        return url
 
     @property
     def uses_registry(self) -> bool:

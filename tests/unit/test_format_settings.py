@@ -34,7 +34,7 @@ def test_a_registry_format_without_a_registry_url_is_refused_in_one_line(
     with pytest.raises(ConfigError) as caught:
         load_settings(**overrides)
     message = str(caught.value)
-    assert "CASEWATCH_SCHEMA_REGISTRY_URL must be set" in message
+    assert message.startswith("CASEWATCH_SCHEMA_REGISTRY_URL: must be set for ")
     assert named in message
     assert "\n" not in message
 
