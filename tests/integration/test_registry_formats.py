@@ -7,6 +7,7 @@ daemon in-process, on a thread: the test's serializers and the daemon share the 
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from typing import Any
 import confluent_kafka
 import msgspec
 import pytest
+import structlog
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -111,6 +113,20 @@ def _headers(record: Record) -> dict[str, str]:
     return {name: value.decode() for name, value in record.headers.items()}
 
 
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    """The command configures process-wide logging; the tests after it expect it unchanged."""
+    config = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        structlog.configure(**config)
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
 def test_avro_events_in_avro_evaluations_out_bad_values_to_the_dead_letter_topic(
     kafka_bootstrap: str, topics: dict[str, str], model_path: Path
 ) -> None:
@@ -180,6 +196,7 @@ def test_protobuf_events_score_like_json_with_the_schema_taken_from_the_registry
     assert {e.trigger for e in published} == {"close"}
 
 
+@pytest.mark.usefixtures("restored_logging")
 def test_casewatch_produce_writes_avro_events_the_registry_can_read(
     kafka_bootstrap: str, topics: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
