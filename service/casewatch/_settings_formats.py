@@ -11,12 +11,14 @@ spelt like the librdkafka pass-through. A private part of ``casewatch.settings``
 from __future__ import annotations
 
 from typing import Annotated, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo, field_validator
 
 from casewatch._settings_endpoints import EndpointSettings
 from casewatch._settings_environment import (
     ENV_PREFIX,
+    REDACTED,
     empty_is_none,
     property_values,
     redacted_properties,
@@ -105,3 +107,17 @@ class FormatSettings(EndpointSettings):
 
     def redacted_registry(self) -> dict[str, str]:
         return redacted_properties(self.schema_registry)
+
+    def redacted_registry_url(self) -> str | None:
+        """The URL(s) with any ``user:password@`` replaced, safe to log."""
+        if self.schema_registry_url is None:
+            return None
+        return ",".join(_without_userinfo(url) for url in self.schema_registry_url.split(","))
+
+
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url.strip())
+    if "@" not in parts.netloc:
+        return url.strip()
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{REDACTED}@{host}"))

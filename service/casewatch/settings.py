@@ -269,6 +269,7 @@ class Settings(FormatSettings):
         values = self.model_dump(mode="json", exclude={"kafka", "schema_registry"})
         values["kafka"] = redacted_properties(self.kafka)
         values["schema_registry"] = self.redacted_registry()
+        values["schema_registry_url"] = self.redacted_registry_url()
         return values
 
     def pass_through(self) -> dict[str, str]:

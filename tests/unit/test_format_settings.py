@@ -79,3 +79,12 @@ def test_registry_property_variables_are_not_reported_as_unknown() -> None:
         "CASEWATCH_INPUT_FORMATT": "avro",
     }
     assert unknown_env_names(environ) == ["CASEWATCH_INPUT_FORMATT"]
+
+
+def test_credentials_in_the_registry_url_are_not_shown() -> None:
+    settings = load_settings(
+        input_format="avro", schema_registry_url="https://key:s3cret@a:8081, http://b:8081"
+    )
+    assert settings.registry_config()["url"] == "https://key:s3cret@a:8081, http://b:8081"
+    shown = settings.redacted()["schema_registry_url"]
+    assert shown == f"https://{REDACTED}@a:8081,http://b:8081"
