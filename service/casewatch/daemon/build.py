@@ -21,7 +21,7 @@ from casewatch.daemon.decode import EventDecoder, FieldNames
 from casewatch.daemon.intake import Intake, consume_error
 from casewatch.daemon.loop import Daemon
 from casewatch.daemon.model_reload import ModelFile, ModelReloader
-from casewatch.daemon.parts import Evaluator, LoopOptions, Parts, StopRequest
+from casewatch.daemon.parts import EvaluationEncoder, Evaluator, LoopOptions, Parts, StopRequest
 from casewatch.daemon.rebalance import Rebalance, report
 from casewatch.daemon.startup import prepare_topics
 from casewatch.daemon.wire_formats import evaluation_encoder, event_decoder, invalid_reasons
@@ -160,11 +160,7 @@ def build_daemon(settings: Settings, evaluator: Evaluator, telemetry: Telemetry)
         ),
         stop=stop,
         prepare_topics=_topics_check(settings, stop, telemetry),
-        encoder=evaluation_encoder(
-            settings.output_format,
-            topic=settings.output_topic,
-            registry=settings.registry_config(),
-        ),
+        encoder=_encoder(settings),
     )
     return Daemon(options, parts)
 
@@ -177,6 +173,12 @@ def _decoder(settings: Settings) -> EventDecoder:
         max_message_bytes=settings.max_message_bytes,
         registry=settings.registry_config(),
         protobuf_message=settings.protobuf_message,
+    )
+
+
+def _encoder(settings: Settings) -> EvaluationEncoder | None:
+    return evaluation_encoder(
+        settings.output_format, topic=settings.output_topic, registry=settings.registry_config()
     )
 
 
