@@ -23,10 +23,13 @@ Model = TypeVar("Model", bound=BaseModel)
 ENV_PREFIX = "CASEWATCH_"
 KAFKA_ENV_PREFIX = f"{ENV_PREFIX}KAFKA__"
 REDACTED = "**********"
+# Fields holding client properties, each set by ``<its variable>__<PROPERTY>``.
+_PROPERTY_FIELDS = ("kafka", "schema_registry")
 
-# Substrings of librdkafka property names whose values are credentials (sasl.password,
-# ssl.key.password, sasl.oauthbearer.client.secret, sasl.jaas.config, ...).
-_SECRET_MARKERS = ("password", "secret", "key", "token", "jaas", "credential")
+# Substrings of librdkafka and Schema Registry client property names whose values are
+# credentials (sasl.password, ssl.key.password, sasl.oauthbearer.client.secret, sasl.jaas.config,
+# basic.auth.user.info, bearer.auth.token, ...).
+_SECRET_MARKERS = ("password", "secret", "key", "token", "jaas", "credential", "user.info")
 _SECRET_PROPERTIES = frozenset({"sasl.oauthbearer.config"})
 
 
@@ -76,8 +79,8 @@ def _error_location(loc: tuple[int | str, ...]) -> str:
     if not loc:
         return ENV_PREFIX.rstrip("_")
     head = str(loc[0])
-    if head == "kafka" and len(loc) > 1:
-        return f"{KAFKA_ENV_PREFIX}{str(loc[1]).upper().replace('.', '_')}"
+    if head in _PROPERTY_FIELDS and len(loc) > 1:
+        return f"{env_name(head)}__{str(loc[1]).upper().replace('.', '_')}"
     return env_name(head)
 
 
@@ -104,12 +107,11 @@ def load(model: type[Model], overrides: Mapping[str, Any]) -> Model:
 def unknown_names(environ: Mapping[str, str], fields: Collection[str]) -> list[str]:
     """``CASEWATCH_*`` variables in ``environ`` that set none of ``fields``."""
     known = {env_name(name) for name in fields}
+    properties = tuple(f"{env_name(name)}__" for name in _PROPERTY_FIELDS if name in fields)
     return sorted(
         name
         for name in (key.upper() for key in environ)
-        if name.startswith(ENV_PREFIX)
-        and name not in known
-        and not name.startswith(KAFKA_ENV_PREFIX)
+        if name.startswith(ENV_PREFIX) and name not in known and not name.startswith(properties)
     )
 
 

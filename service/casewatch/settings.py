@@ -17,7 +17,6 @@ from pydantic_settings import SettingsConfigDict
 
 from casewatch._settings_endpoints import (
     XES_FIELD_NAMES,
-    EndpointSettings,
     Names,
     NonEmptyStr,
     ScorePolicy,
@@ -41,12 +40,14 @@ from casewatch._settings_environment import (
     reveal,
     unknown_names,
 )
+from casewatch._settings_formats import SCHEMA_REGISTRY_ENV_PREFIX, FormatSettings
 from casewatch.kafka.config import ClientOptions
 
 # With the environment's spelling of the settings, which others import from here too.
 __all__ = ["REDACTED", "XES_FIELD_NAMES", "Settings", "bundled_model_path", "env_name"]
 __all__ += ["is_secret_property", "kafka_property", "load_settings", "unknown_env_names"]
 __all__ += ["ENV_PREFIX", "KAFKA_ENV_PREFIX", "closest_env_name", "policy_alias"]
+__all__ += ["SCHEMA_REGISTRY_ENV_PREFIX"]
 
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
@@ -55,9 +56,10 @@ _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _PropertyValue = Annotated[str | SecretStr, Field(union_mode="left_to_right")]
 
 
-class Settings(EndpointSettings):
+class Settings(FormatSettings):
     """Everything the daemon can be configured with, after the cluster, topics and model file
-    (``EndpointSettings``, listed first); immutable once loaded."""
+    (``EndpointSettings``, listed first) and their wire formats (``FormatSettings``); immutable
+    once loaded."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -264,8 +266,10 @@ class Settings(EndpointSettings):
 
     def redacted(self) -> dict[str, Any]:
         """All settings as plain values, safe to log: secret pass-through values are masked."""
-        values = self.model_dump(mode="json", exclude={"kafka"})
+        values = self.model_dump(mode="json", exclude={"kafka", "schema_registry"})
         values["kafka"] = redacted_properties(self.kafka)
+        values["schema_registry"] = self.redacted_registry()
+        values["schema_registry_url"] = self.redacted_registry_url()
         return values
 
     def pass_through(self) -> dict[str, str]:

@@ -103,12 +103,13 @@ def test_run_help_lists_every_setting(capsys: pytest.CaptureFixture[str]) -> Non
     lines = _help(capsys, "run").splitlines()
     assert "environment variables (name, default, what it sets):" in lines
     for name in Settings.model_fields:
-        if name == "kafka":
+        if name in ("kafka", "schema_registry"):
             continue
         assert any(line.startswith(f"  {env_name(name)}  default: ") for line in lines), name
     assert "  CASEWATCH_SCORE_POLICY  default: close" in lines
     assert "  CASEWATCH_BOOTSTRAP_SERVERS  default: localhost:9092" in lines
     assert any(line.startswith("  CASEWATCH_KAFKA__<PROPERTY>") for line in lines)
+    assert any(line.startswith("  CASEWATCH_SCHEMA_REGISTRY__<PROPERTY>") for line in lines)
     described = lines[lines.index("  CASEWATCH_INPUT_TOPIC  default: casewatch-events") + 1]
     assert described.strip() == "Topic of input events."
 

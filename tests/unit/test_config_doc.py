@@ -20,9 +20,10 @@ def test_table_lists_every_setting() -> None:
     rows = [line for line in table.splitlines() if line.startswith("| `")]
     assert len(rows) == len(Settings.model_fields)
     for name in Settings.model_fields:
-        if name != "kafka":
+        if name not in ("kafka", "schema_registry"):
             assert f"`{env_name(name)}`" in table
     assert "`CASEWATCH_KAFKA__<PROPERTY>`" in table
+    assert "`CASEWATCH_SCHEMA_REGISTRY__<PROPERTY>`" in table
     # Pipes inside cells are escaped, so every row splits into exactly four cells.
     assert all(len(re.split(r"(?<!\\)\|", row)) == 6 for row in rows)
 

@@ -17,7 +17,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from casewatch.offline.logs import read_log
-from casewatch.settings import KAFKA_ENV_PREFIX, Settings, env_name
+from casewatch.settings import KAFKA_ENV_PREFIX, SCHEMA_REGISTRY_ENV_PREFIX, Settings, env_name
 
 ROOT = Path(__file__).parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -39,7 +39,10 @@ IMAGE_MARKERS = {
 }
 BUNDLED_LOG = ROOT / "service" / "casewatch" / "data" / "p2p-0.3-1.csv.gz"
 
-SETTINGS_ENV = {env_name(name) for name in Settings.model_fields if name != "kafka"}
+SETTINGS_ENV = {
+    env_name(name) for name in Settings.model_fields if name not in ("kafka", "schema_registry")
+}
+PROPERTY_PREFIXES = (KAFKA_ENV_PREFIX, SCHEMA_REGISTRY_ENV_PREFIX)
 ENV_NAME = re.compile(r"\bCASEWATCH_[A-Z0-9_]+")
 
 
@@ -62,7 +65,9 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 
 def assert_known(names: set[str], where: str) -> None:
     unknown = {
-        name for name in names if name not in SETTINGS_ENV and not name.startswith(KAFKA_ENV_PREFIX)
+        name
+        for name in names
+        if name not in SETTINGS_ENV and not name.startswith(PROPERTY_PREFIXES)
     }
     assert not unknown, f"{where} uses CASEWATCH_* names that are not settings: {sorted(unknown)}"
 

@@ -119,6 +119,10 @@ _ENV_EXAMPLE_FOOTER = """\
 # CASEWATCH_KAFKA__SASL_USERNAME=casewatch
 # CASEWATCH_KAFKA__SASL_PASSWORD=change-me
 # CASEWATCH_KAFKA__SSL_CA_LOCATION=/etc/ssl/certs/ca.pem
+
+# Any Schema Registry client property: CASEWATCH_SCHEMA_REGISTRY__<PROPERTY>, spelt the same way.
+# CASEWATCH_SCHEMA_REGISTRY__BASIC_AUTH_USER_INFO=casewatch:change-me
+# CASEWATCH_SCHEMA_REGISTRY__SSL_CA_LOCATION=/etc/ssl/certs/ca.pem
 """
 
 
@@ -133,7 +137,7 @@ def env_example() -> str:
     """``config/casewatch.env.example``: every setting, commented out, with its default."""
     blocks = [_ENV_EXAMPLE_HEADER]
     for name, field in Settings.model_fields.items():
-        if name == "kafka":
+        if name in ("kafka", "schema_registry"):  # properties, shown in the footer
             continue
         default = field.default
         if default is PydanticUndefined or default is None:

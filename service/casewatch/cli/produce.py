@@ -1,4 +1,8 @@
-"""``casewatch produce``: replay an event log onto a topic as input events keyed by case id."""
+"""``casewatch produce``: replay an event log onto a topic as input events keyed by case id.
+
+``--format avro|protobuf|json_schema`` writes the values through a Schema Registry
+(``--schema-registry``), as ``CASEWATCH_INPUT_FORMAT`` reads them.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,13 @@ from casewatch.cli._log_args import LOG_HELP
 from casewatch.daemon.startup import warn_unknown_env
 from casewatch.errors import ConfigError
 from casewatch.kafka.feed import replay
+from casewatch.kafka.registry import registry_client
+from casewatch.kafka.registry_feed import REGISTRY_FORMATS, registry_event_encoder
 from casewatch.offline.logs import interleave, read_log
 from casewatch.telemetry.logging import configure_logging
 
 _BOOTSTRAP_ENV = "CASEWATCH_BOOTSTRAP_SERVERS"
+_REGISTRY_ENV = "CASEWATCH_SCHEMA_REGISTRY_URL"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +51,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--open-cases", type=int, default=64, metavar="N", help="cases in flight at once"
     )
+    parser.add_argument(
+        "--format",
+        choices=("json", *REGISTRY_FORMATS),
+        default="json",
+        help="value encoding; the registry formats register the bundled event schema",
+    )
+    parser.add_argument(
+        "--schema-registry",
+        default=os.environ.get(_REGISTRY_ENV),
+        metavar="URL",
+        help=f"Schema Registry URL for the registry formats (default: ${_REGISTRY_ENV})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,7 +77,18 @@ def run(args: argparse.Namespace) -> int:
     if args.limit_cases is not None:
         traces = traces[: max(0, args.limit_cases)]
     events = interleave(traces, open_cases=args.open_cases, close_marker=args.close_marker)
-    stats = replay(events, bootstrap_servers=args.bootstrap, topic=args.topic, rate=args.rate)
+    encode = None
+    if args.format != "json":
+        if not args.schema_registry:
+            raise ConfigError(
+                f"--format {args.format} needs a Schema Registry: pass --schema-registry or set "
+                f"{_REGISTRY_ENV}"
+            )
+        client = registry_client({"url": args.schema_registry})
+        encode = registry_event_encoder(args.format, client, args.topic)
+    stats = replay(
+        events, bootstrap_servers=args.bootstrap, topic=args.topic, rate=args.rate, encode=encode
+    )
     print(
         f"produced {stats.events} events of {stats.cases} cases to {args.topic} "
         f"in {stats.seconds:.1f} s ({stats.events_per_second:,.0f} events/s)"

@@ -5,7 +5,8 @@ connects the parts, each built once and in the order they depend on each other:
 
     client options -> producer (outputs) -> checkpoint (writes the changelog through it)
                    -> restorer (reads the changelog) -> rebalance callbacks
-    decoder -> intake;  model file -> evaluator and reloader;  back-pressure;  telemetry
+    wire formats (registry) -> decoder -> intake, and the evaluation encoder
+    model file -> evaluator and reloader;  back-pressure;  telemetry
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from collections.abc import Callable
 
 from casewatch.daemon.backpressure import BackPressure
 from casewatch.daemon.checkpoint import Checkpoint
-from casewatch.daemon.decode import INVALID_REASONS, EventDecoder, FieldNames
+from casewatch.daemon.decode import EventDecoder, FieldNames
 from casewatch.daemon.intake import Intake, consume_error
 from casewatch.daemon.loop import Daemon
 from casewatch.daemon.model_reload import ModelFile, ModelReloader
-from casewatch.daemon.parts import Evaluator, LoopOptions, Parts, StopRequest
+from casewatch.daemon.parts import EvaluationEncoder, Evaluator, LoopOptions, Parts, StopRequest
 from casewatch.daemon.rebalance import Rebalance, report
 from casewatch.daemon.startup import prepare_topics
+from casewatch.daemon.wire_formats import evaluation_encoder, event_decoder, invalid_reasons
 from casewatch.kafka.config import (
     admin_config,
     consumer_config,
@@ -64,7 +66,7 @@ def load_evaluator(settings: Settings) -> StreamingEvaluator:
 
 def start_telemetry(settings: Settings, evaluator: Evaluator) -> tuple[Telemetry, str, int]:
     """Metrics and probes, served before the daemon starts; returns them with host and port."""
-    telemetry = Telemetry(invalid_reasons=INVALID_REASONS)
+    telemetry = Telemetry(invalid_reasons=invalid_reasons(settings.input_format))
     identity = evaluator.identity
     telemetry.set_model(identity.name, identity.version, identity.sha256)
     telemetry.set_model_loaded(True)
@@ -134,7 +136,7 @@ def build_daemon(settings: Settings, evaluator: Evaluator, telemetry: Telemetry)
         restorer=restorer,
         rebalance=rebalance,
         intake=Intake(
-            EventDecoder(field_names(settings), max_message_bytes=settings.max_message_bytes),
+            _decoder(settings),
             outputs=outputs,
             dead_letter_topic=settings.dlq_topic,
             checkpoint=checkpoint,
@@ -158,8 +160,26 @@ def build_daemon(settings: Settings, evaluator: Evaluator, telemetry: Telemetry)
         ),
         stop=stop,
         prepare_topics=_topics_check(settings, stop, telemetry),
+        encoder=_encoder(settings),
     )
     return Daemon(options, parts)
+
+
+def _decoder(settings: Settings) -> EventDecoder:
+    return event_decoder(
+        settings.input_format,
+        field_names(settings),
+        topic=settings.input_topic,
+        max_message_bytes=settings.max_message_bytes,
+        registry=settings.registry_config(),
+        protobuf_message=settings.protobuf_message,
+    )
+
+
+def _encoder(settings: Settings) -> EvaluationEncoder | None:
+    return evaluation_encoder(
+        settings.output_format, topic=settings.output_topic, registry=settings.registry_config()
+    )
 
 
 def _topics_check(

@@ -103,8 +103,8 @@ def _typed_struct(names: FieldNames) -> type[msgspec.Struct]:
     )
 
 
-def _nested_too_deep(value: bytes, attributes: dict[str, Any]) -> bool:
-    if value.count(b"{") + value.count(b"[") <= MAX_NESTING:
+def _nested_too_deep(value: bytes, attributes: dict[str, Any], *, prefilter: bool = True) -> bool:
+    if prefilter and value.count(b"{") + value.count(b"[") <= MAX_NESTING:
         return False
     stack = [(item, 1) for item in attributes.values() if item.__class__ in _CONTAINERS]
     while stack:
@@ -202,7 +202,6 @@ class EventDecoder:
     def _decode_generic(
         self, value: bytes, key: bytes | None, partition: int, offset: int
     ) -> StreamingEvent:
-        names = self.fields
         try:
             obj = self._generic.decode(value)
         except msgspec.DecodeError as exc:
@@ -211,7 +210,16 @@ class EventDecoder:
             raise InvalidEventError(
                 NOT_AN_OBJECT, f"message is a JSON {type(obj).__name__}, not an object"
             )
+        event = self._from_mapping(obj, key, partition, offset)
+        if len(value) > 2 * MAX_NESTING:
+            self._check_nesting(value, event.attributes)
+        return event
 
+    def _from_mapping(
+        self, obj: dict[str, Any], key: bytes | None, partition: int, offset: int
+    ) -> StreamingEvent:
+        """The event in a decoded object (JSON here, a registry format's record in a subclass)."""
+        names = self.fields
         case_id = self._generic_case_id(obj.get(names.case_id), key)
 
         activity = obj.get(names.activity)
@@ -228,6 +236,9 @@ class EventDecoder:
             timestamp = parse_timestamp_text(raw_timestamp, names.timestamp)
         elif isinstance(raw_timestamp, int | float) and not isinstance(raw_timestamp, bool):
             timestamp = numeric_timestamp(raw_timestamp, names.timestamp)
+        elif isinstance(raw_timestamp, datetime):
+            # Avro's timestamp logical types arrive as datetimes; JSON never holds one.
+            timestamp = from_datetime(raw_timestamp)
         else:
             raise self._wrong_type(names.timestamp, "a number or an ISO-8601 string", raw_timestamp)
 
@@ -248,8 +259,6 @@ class EventDecoder:
             # The explicit attributes object is the more deliberate source, so it wins.
             extra.update(attributes)
             attributes = extra
-        if len(value) > 2 * MAX_NESTING:
-            self._check_nesting(value, attributes)
         return StreamingEvent(
             case_id, activity, timestamp, attributes, close is True, partition, offset
         )

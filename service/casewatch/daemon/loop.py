@@ -21,7 +21,7 @@ import confluent_kafka
 import msgspec
 
 from casewatch.daemon.dead_letter import scoring_failure
-from casewatch.daemon.parts import LoopOptions, Parts
+from casewatch.daemon.parts import EvaluationEncoder, LoopOptions, Parts
 from casewatch.errors import DeliveryFailure
 from casewatch.events import StreamingEvaluation, StreamingEvent
 from casewatch.kafka.errors import is_fatal, kafka_errors, to_casewatch
@@ -50,7 +50,7 @@ class Daemon:
         self.back_pressure = parts.back_pressure
         self._stop = parts.stop
         self._prepare_topics = parts.prepare_topics
-        self.encoder = msgspec.json.Encoder()
+        self.encoder: EvaluationEncoder = parts.encoder or msgspec.json.Encoder()
 
     def request_stop(self) -> None:
         self._stop.set()

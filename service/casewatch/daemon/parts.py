@@ -62,6 +62,12 @@ class Evaluator(Protocol):
     def swap_scorer(self, scorer: Scorer) -> bool: ...
 
 
+class EvaluationEncoder(Protocol):
+    """Turns an evaluation into the output record's value (JSON unless configured otherwise)."""
+
+    def encode(self, evaluation: StreamingEvaluation, /) -> bytes: ...
+
+
 @dataclass(frozen=True)
 class LoopOptions:
     """The plain values the loop itself runs on."""
@@ -108,3 +114,5 @@ class Parts:
     # Checks the topics (retrying until the broker is there); the input's partition count, or
     # None when a stop was requested meanwhile.
     prepare_topics: Callable[[], int | None]
+    # None: JSON (``msgspec.json.Encoder``); ``casewatch.scoring.avro_output`` for Avro.
+    encoder: EvaluationEncoder | None = None

@@ -1,7 +1,12 @@
-"""Replay events onto a Kafka topic as casewatch input records (JSON, keyed by case id)."""
+"""Replay events onto a Kafka topic as casewatch input records (keyed by case id).
+
+Values are JSON unless the caller passes another ``encode`` (``casewatch.kafka.registry_feed``
+writes Avro, Protobuf or JSON Schema through a Schema Registry).
+"""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -74,8 +79,11 @@ def replay(
     progress: Progress | None = None,
     flush_timeout: float = 60.0,
     producer_config: dict[str, Any] | None = None,
+    encode: Callable[[StreamingEvent], bytes] | None = None,
 ) -> ReplayStats:
     """Produce ``events`` to ``topic``; ``rate`` caps events per second (0 = unthrottled).
+
+    ``encode`` makes each value; by default the JSON of ``encode_event``.
 
     ``progress`` receives the number of events produced so far, every thousand events.
     Raises DeliveryFailure when a record cannot be delivered.
@@ -89,14 +97,15 @@ def replay(
     }
     producer: Any = confluent_kafka.Producer(config)
     tracker = _DeliveryTracker()
-    encoder = msgspec.json.Encoder()
+    if encode is None:
+        encode = functools.partial(encode_event, encoder=msgspec.json.Encoder())
     cases: set[str] = set()
     started = time.monotonic()
     produced = 0
     for event in events:
         if rate > 0:
             _wait_for_slot(started, produced, rate, producer)
-        _produce(producer, topic, event.case_id.encode(), encode_event(event, encoder), tracker)
+        _produce(producer, topic, event.case_id.encode(), encode(event), tracker)
         cases.add(event.case_id)
         produced += 1
         if produced % _PROGRESS_EVERY == 0:
