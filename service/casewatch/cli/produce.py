@@ -10,10 +10,13 @@ from casewatch.cli._log_args import LOG_HELP
 from casewatch.daemon.startup import warn_unknown_env
 from casewatch.errors import ConfigError
 from casewatch.kafka.feed import replay
+from casewatch.kafka.reachability import cluster_metadata
 from casewatch.offline.logs import interleave, read_log
-from casewatch.telemetry.logging import configure_logging
 
 _BOOTSTRAP_ENV = "CASEWATCH_BOOTSTRAP_SERVERS"
+_REACH_TIMEOUT_SECONDS = 8.0
+# What is still queued when the log ends; a broker lost mid-replay fails the command this late.
+_FLUSH_TIMEOUT_SECONDS = 15.0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -48,17 +51,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # The bootstrap default is a setting: a misspelled CASEWATCH_* name is said, not ignored.
-    configure_logging("WARNING", "console")
     warn_unknown_env(os.environ)
     if not args.bootstrap:
         raise ConfigError(f"no bootstrap servers: pass --bootstrap or set {_BOOTSTRAP_ENV}")
     if args.rate < 0:
         raise ConfigError("--rate must be 0 or more")
+    # A producer retries unreachable brokers forever; one bounded request answers first.
+    cluster_metadata({"bootstrap.servers": args.bootstrap}, timeout=_REACH_TIMEOUT_SECONDS)
     traces = read_log(args.log)
     if args.limit_cases is not None:
         traces = traces[: max(0, args.limit_cases)]
     events = interleave(traces, open_cases=args.open_cases, close_marker=args.close_marker)
-    stats = replay(events, bootstrap_servers=args.bootstrap, topic=args.topic, rate=args.rate)
+    stats = replay(
+        events,
+        bootstrap_servers=args.bootstrap,
+        topic=args.topic,
+        rate=args.rate,
+        flush_timeout=_FLUSH_TIMEOUT_SECONDS,
+    )
     print(
         f"produced {stats.events} events of {stats.cases} cases to {args.topic} "
         f"in {stats.seconds:.1f} s ({stats.events_per_second:,.0f} events/s)"

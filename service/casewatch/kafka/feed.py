@@ -12,6 +12,7 @@ import msgspec
 
 from casewatch.errors import DeliveryFailure, KafkaFailure
 from casewatch.events import StreamingEvent
+from casewatch.kafka import clients
 
 Progress = Callable[[int], None]
 
@@ -87,7 +88,7 @@ def replay(
         "log_level": 3,
         **(producer_config or {}),
     }
-    producer: Any = confluent_kafka.Producer(config)
+    producer: Any = clients.producer(config)
     tracker = _DeliveryTracker()
     encoder = msgspec.json.Encoder()
     cases: set[str] = set()
