@@ -289,4 +289,6 @@ def test_sigterm_with_outputs_the_frozen_broker_cannot_take_exits_1(
     last = daemon.log_text().strip().splitlines()[-1]
     print(f"sigterm into a frozen broker: exit={code} last_line={last!r}")
     assert code == 1
-    assert last.startswith("casewatch run: stopped with ") and "undelivered" in last
+    failure = json.loads(last)
+    assert failure["event"] == "daemon_failed"
+    assert failure["error"].startswith("stopped with ") and "undelivered" in failure["error"]
