@@ -6,6 +6,7 @@ them): cases, kills or freeze seconds, lost cases and score mismatches.
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import subprocess
