@@ -138,3 +138,8 @@ def test_every_client_is_created_through_the_logging_constructors() -> None:
         if _CONSTRUCTION.search(line)
     ]
     assert direct == []
+
+
+def test_a_plain_logger_in_the_config_is_replaced() -> None:
+    config = clients.with_logger({"logger": logging.getLogger("plain")})
+    assert isinstance(config["logger"], clients.ClientLogger)

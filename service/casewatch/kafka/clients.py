@@ -103,10 +103,11 @@ def _fields(msg: object, args: tuple[object, ...]) -> tuple[str, str, str]:
 def with_logger(config: dict[str, Any]) -> dict[str, Any]:
     """``config`` with a ``ClientLogger`` and, unless set, the process's log level.
 
-    An explicit ``log_level`` (a caller that reports the cause itself, or a
-    ``CASEWATCH_KAFKA__LOG_LEVEL`` property) is kept.
+    The logger replaces any other: a plain ``logging.Logger`` would print librdkafka's lines
+    unstructured and every repeat. An explicit ``log_level`` (a caller that reports the cause
+    itself, or a ``CASEWATCH_KAFKA__LOG_LEVEL`` property) is kept.
     """
-    routed = {"logger": ClientLogger(), **config}
+    routed = {**config, "logger": ClientLogger()}
     routed.setdefault("log_level", syslog_level(logging.getLogger().getEffectiveLevel()))
     return routed
 
