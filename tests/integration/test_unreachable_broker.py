@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import casewatch_command, casewatch_env
+from casewatch.kafka.broker import ensure_topics
+from tests.conftest import broker_process, casewatch_command, casewatch_env, stop_process
+from tests.integration.daemon_harness import DaemonProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -77,3 +79,29 @@ def test_produce_says_in_one_line_that_the_brokers_cannot_be_reached() -> None:
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"casewatch produce: cannot reach the brokers {UNREACHABLE}")
     assert "Connection refused" in lines[0]
+
+
+def test_a_broker_that_goes_away_gives_a_few_structured_lines(
+    topic_names: dict[str, str], model_path: Path, tmp_path: Path
+) -> None:
+    """Each client reconnects several times a second; the log says so a few times, not each time."""
+    with broker_process() as (bootstrap, broker):
+        ensure_topics(bootstrap, [topic_names[n] for n in ("input", "output", "dlq", "changelog")])
+        daemon = DaemonProcess(bootstrap, topic_names, model_path, tmp_path).start()
+        try:
+            daemon.wait_ready()
+            stop_process(broker)
+            time.sleep(15)
+            daemon.stop()
+        finally:
+            daemon.kill()
+
+    lines = daemon.log_text().splitlines()
+    events = [json.loads(line) for line in lines]  # raises on a raw librdkafka line
+    kafka = [e for e in events if e["event"] == "kafka_log"]
+    refused = [e for e in kafka if "Connection refused" in e["message"]]
+    assert refused, lines
+    assert all(e["client"] and e["facility"] for e in kafka)
+    # Three clients (consumer, producer, restore reader) at a reconnect every 0.1-10 s would
+    # write hundreds of lines in 15 s; held back, each says it a few times.
+    assert len(kafka) <= 30, [e["message"] for e in kafka]
