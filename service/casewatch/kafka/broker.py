@@ -93,6 +93,8 @@ def _create_with_admin(
         # metadata fallback, which reports what actually exists.
         with contextlib.suppress(confluent_kafka.KafkaException):
             future.result(timeout=timeout)
+    # The client's log lines are handed over by poll; without it they would be dropped.
+    admin.poll(0)
 
 
 def _partition_count(client: Any, name: str, timeout: float) -> int:
