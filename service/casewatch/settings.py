@@ -157,8 +157,12 @@ class Settings(FormatSettings):
     log_level: Annotated[str, BeforeValidator(known_log_level)] = Field(
         "INFO", description="Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL."
     )
-    log_format: Literal["json", "console"] = Field(
-        "json", description="`json` for log collectors, `console` for humans."
+    log_format: Literal["json", "console", "auto"] = Field(
+        "auto",
+        description=(
+            "`json` for log collectors, `console` for humans, `auto` for console on a terminal "
+            "and JSON otherwise."
+        ),
     )
     intra_op_threads: int = Field(
         1,

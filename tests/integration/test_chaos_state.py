@@ -6,6 +6,7 @@ them): cases, kills or freeze seconds, lost cases and score mismatches.
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import subprocess
@@ -289,4 +290,6 @@ def test_sigterm_with_outputs_the_frozen_broker_cannot_take_exits_1(
     last = daemon.log_text().strip().splitlines()[-1]
     print(f"sigterm into a frozen broker: exit={code} last_line={last!r}")
     assert code == 1
-    assert last.startswith("casewatch run: stopped with ") and "undelivered" in last
+    failure = json.loads(last)
+    assert failure["event"] == "daemon_failed"
+    assert failure["error"].startswith("stopped with ") and "undelivered" in failure["error"]

@@ -33,8 +33,10 @@ def test_an_unreachable_broker_is_retried_then_exits_1_naming_the_cause(
     result = run_daemon(model_path, bootstrap_servers="127.0.0.1:1", startup_timeout_seconds="2")
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert lines[-1].startswith("casewatch run: cannot reach the brokers 127.0.0.1:1")
-    assert "Connection refused" in lines[-1]
+    failure = json.loads(lines[-1])
+    assert failure["event"] == "daemon_failed"
+    assert failure["error"].startswith("cannot reach the brokers 127.0.0.1:1")
+    assert "Connection refused" in failure["error"]
     retries = [json.loads(line) for line in lines if '"startup_waiting"' in line]
     assert len(retries) >= 2
     assert all("Connection refused" in entry["cause"] for entry in retries)

@@ -179,8 +179,9 @@ def test_produce_warns_about_a_misspelled_setting(tmp_path: Path) -> None:
         capture_output=True, text=True, check=False, env=env,
     )  # fmt: skip
     assert result.returncode == 2
-    assert "unknown_setting" in result.stderr
-    assert "closest=CASEWATCH_BOOTSTRAP_SERVERS" in result.stderr
+    warning = json.loads(result.stderr.splitlines()[0])  # not a terminal: JSON lines
+    assert warning["event"] == "unknown_setting"
+    assert warning["closest"] == "CASEWATCH_BOOTSTRAP_SERVERS"
     assert result.stderr.splitlines()[-1].startswith("casewatch produce: invalid configuration")
 
 

@@ -89,9 +89,7 @@ class Cluster:
         self.input = Input(self.journal)
         self.changelog = FakeConsumer()
         install(monkeypatch, producer=self.producer, consumer=[self.input, self.changelog])
-        monkeypatch.setattr(
-            "casewatch.daemon.startup.AdminClient", FakeAdmin({IN: 2, CHANGELOG: 2})
-        )
+        monkeypatch.setattr("casewatch.kafka.clients.AdminClient", FakeAdmin({IN: 2, CHANGELOG: 2}))
         self.settings = Settings(
             bootstrap_servers="fake:9092",
             input_topic=IN,

@@ -31,6 +31,7 @@ from casewatch.cli._replay_args import add_policy_argument
 from casewatch.cli.demo_view import DemoRun, print_summary
 from casewatch.errors import CasewatchError
 from casewatch.events import StreamingEvaluation
+from casewatch.kafka import clients
 from casewatch.kafka.broker import embedded_broker, ensure_topics
 from casewatch.kafka.feed import replay
 from casewatch.offline.logs import Trace, interleave, read_log
@@ -194,7 +195,7 @@ class _OutputReader:
     """Reads evaluations from the output topic without joining a group."""
 
     def __init__(self, bootstrap: str) -> None:
-        self._consumer: Any = confluent_kafka.Consumer(
+        self._consumer: Any = clients.consumer(
             {"bootstrap.servers": bootstrap, "group.id": "casewatch-demo-reader", "log_level": 3}
         )
         topic = TOPICS["output"]

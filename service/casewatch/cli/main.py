@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Protocol, cast
 
 from casewatch.cli._help import HelpFormatter, package_version
 from casewatch.errors import CasewatchError, ConfigError
+from casewatch.telemetry.logging import configure_logging_from_env
 
 # name -> (module, one-line help). Modules are imported only when their command runs, so
 # `casewatch score` never pays for confluent-kafka and `casewatch run` never for the trainer.
@@ -79,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
     try:
+        # Every command logs in the daemon's format; ``run`` refines it from its settings.
+        configure_logging_from_env(os.environ)
         return _load(args.command).run(args)
     except ConfigError as exc:
         print(f"casewatch {args.command}: invalid configuration: {exc}", file=sys.stderr)

@@ -14,13 +14,16 @@ from casewatch.cli._log_args import LOG_HELP
 from casewatch.daemon.startup import warn_unknown_env
 from casewatch.errors import ConfigError
 from casewatch.kafka.feed import replay
+from casewatch.kafka.reachability import cluster_metadata
 from casewatch.kafka.registry import registry_client
 from casewatch.kafka.registry_feed import REGISTRY_FORMATS, registry_event_encoder
 from casewatch.offline.logs import interleave, read_log
-from casewatch.telemetry.logging import configure_logging
 
 _BOOTSTRAP_ENV = "CASEWATCH_BOOTSTRAP_SERVERS"
 _REGISTRY_ENV = "CASEWATCH_SCHEMA_REGISTRY_URL"
+_REACH_TIMEOUT_SECONDS = 8.0
+# What is still queued when the log ends; a broker lost mid-replay fails the command this late.
+_FLUSH_TIMEOUT_SECONDS = 15.0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -67,12 +70,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # The bootstrap default is a setting: a misspelled CASEWATCH_* name is said, not ignored.
-    configure_logging("WARNING", "console")
     warn_unknown_env(os.environ)
     if not args.bootstrap:
         raise ConfigError(f"no bootstrap servers: pass --bootstrap or set {_BOOTSTRAP_ENV}")
     if args.rate < 0:
         raise ConfigError("--rate must be 0 or more")
+    # A producer retries unreachable brokers forever; one bounded request answers first.
+    cluster_metadata({"bootstrap.servers": args.bootstrap}, timeout=_REACH_TIMEOUT_SECONDS)
     traces = read_log(args.log)
     if args.limit_cases is not None:
         traces = traces[: max(0, args.limit_cases)]
@@ -87,7 +91,12 @@ def run(args: argparse.Namespace) -> int:
         client = registry_client({"url": args.schema_registry})
         encode = registry_event_encoder(args.format, client, args.topic)
     stats = replay(
-        events, bootstrap_servers=args.bootstrap, topic=args.topic, rate=args.rate, encode=encode
+        events,
+        bootstrap_servers=args.bootstrap,
+        topic=args.topic,
+        rate=args.rate,
+        encode=encode,
+        flush_timeout=_FLUSH_TIMEOUT_SECONDS,
     )
     print(
         f"produced {stats.events} events of {stats.cases} cases to {args.topic} "

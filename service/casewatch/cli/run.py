@@ -15,10 +15,12 @@ import os
 import signal
 from types import FrameType
 
+from structlog.typing import FilteringBoundLogger
+
 from casewatch.cli.config_doc import settings_reference_text
 from casewatch.daemon.build import build_daemon, load_evaluator, start_telemetry
 from casewatch.daemon.startup import warn_unknown_env
-from casewatch.errors import CasewatchError
+from casewatch.errors import CasewatchError, ConfigError
 from casewatch.kafka.config import check_client_properties
 from casewatch.settings import load_settings
 from casewatch.telemetry.logging import configure_logging, get_logger
@@ -39,10 +41,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings()
-    check_client_properties(settings.client_options())
-    configure_logging(settings.log_level, settings.log_format)
+    # Failures are log events like every other line, so the stream stays one format to the end.
     log = get_logger("casewatch.run")
+    try:
+        return _run(log)
+    except ConfigError as exc:
+        log.error("invalid_configuration", error=str(exc), exit_code=2)
+        return 2
+    except CasewatchError as exc:
+        log.error("daemon_failed", error=str(exc), exit_code=1)
+        return 1
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        log.error("daemon_failed", error=f"{where}{exc.strerror or exc}", exit_code=1)
+        return 1
+
+
+def _run(log: FilteringBoundLogger) -> int:
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    check_client_properties(settings.client_options())
     warn_unknown_env(os.environ)
     evaluator = load_evaluator(settings)
     telemetry, host, port = start_telemetry(settings, evaluator)
@@ -69,11 +87,7 @@ def run(args: argparse.Namespace) -> int:
         # Everything built so far (model, settings, clients) lives as long as the process: moving
         # it out of the collector's reach keeps full collections from scanning it mid-batch.
         gc.freeze()
-        try:
-            daemon.run()
-        except CasewatchError as exc:
-            log.error("daemon_failed", error=str(exc))
-            raise
+        daemon.run()
     finally:
         telemetry.close()
     return 0

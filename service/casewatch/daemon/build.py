@@ -12,7 +12,6 @@ connects the parts, each built once and in the order they depend on each other:
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable
 
 from casewatch.daemon.backpressure import BackPressure
@@ -39,8 +38,6 @@ from casewatch.state.restore import Restorer
 from casewatch.telemetry.loop_metrics import LoopMetrics
 from casewatch.telemetry.metrics import Telemetry
 
-# librdkafka's own log lines go through Python logging, so they share the daemon's format.
-_KAFKA_LOGGER = {"logger": logging.getLogger("casewatch.librdkafka")}
 # A back-pressure drain is bounded by the batch wait, but never shorter than this: each drain
 # must leave time for delivery reports to arrive.
 _SHORTEST_DRAIN_SECONDS = 0.1
@@ -96,7 +93,7 @@ def loop_options(settings: Settings) -> LoopOptions:
         output_topic=settings.output_topic,
         dead_letter_topic=settings.dlq_topic,
         changelog_topic=settings.changelog,
-        consumer_config={**consumer_config(settings.client_options()), **_KAFKA_LOGGER},
+        consumer_config=consumer_config(settings.client_options()),
         max_batch_size=settings.max_batch_size,
         max_batch_wait=settings.max_batch_wait_ms / 1000,
         shutdown_timeout=settings.shutdown_timeout_seconds,
@@ -110,7 +107,7 @@ def build_daemon(settings: Settings, evaluator: Evaluator, telemetry: Telemetry)
     clients = settings.client_options()
     stop = StopRequest()
     outputs = OutputProducer(
-        {**producer_config(clients), **_KAFKA_LOGGER},
+        producer_config(clients),
         max_pending=settings.max_pending_outputs,
         dead_letter_topic=settings.dlq_topic,
     )
@@ -121,7 +118,7 @@ def build_daemon(settings: Settings, evaluator: Evaluator, telemetry: Telemetry)
     )
     restorer = Restorer(
         settings.changelog,
-        {**restore_consumer_config(clients), **_KAFKA_LOGGER},
+        restore_consumer_config(clients),
         evaluator,
         batch_size=settings.restore_batch_size,
     )

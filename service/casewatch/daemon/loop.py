@@ -24,6 +24,7 @@ from casewatch.daemon.dead_letter import scoring_failure
 from casewatch.daemon.parts import EvaluationEncoder, LoopOptions, Parts
 from casewatch.errors import DeliveryFailure
 from casewatch.events import StreamingEvaluation, StreamingEvent
+from casewatch.kafka import clients
 from casewatch.kafka.errors import is_fatal, kafka_errors, to_casewatch
 from casewatch.scoring.isolation import ScoringFailure
 from casewatch.telemetry.logging import get_logger
@@ -68,7 +69,7 @@ class Daemon:
         if self.outputs.transactional:
             self.outputs.start_transactions(o.shutdown_timeout)
         with kafka_errors("cannot start the consumer"):
-            consumer: Any = confluent_kafka.Consumer(o.consumer_config)
+            consumer: Any = clients.consumer(o.consumer_config)
             consumer.subscribe(
                 [o.input_topic],
                 on_assign=self.rebalance.on_assign,

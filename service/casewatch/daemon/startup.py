@@ -10,15 +10,12 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import confluent_kafka
-from confluent_kafka.admin import AdminClient
-
 from casewatch.errors import KafkaFailure
+from casewatch.kafka.reachability import BrokersUnreachable, cluster_metadata
 from casewatch.settings import closest_env_name, unknown_env_names
 from casewatch.state.changelog import ChangelogTopic, ensure_changelog
 from casewatch.telemetry.logging import get_logger
@@ -104,24 +101,10 @@ def prepare_topics(
 def _attempt(
     input_topic: str, changelog: ChangelogTopic, admin_config: dict[str, Any], timeout: float
 ) -> int:
-    causes: list[str] = []
-    config: dict[str, Any] = {
-        # librdkafka logs every reconnect; the error callback carries the same cause once.
-        "log_level": 0,
-        "logger": logging.getLogger("casewatch.librdkafka"),
-        **admin_config,
-        "error_cb": lambda error: causes.append(error.str()),
-    }
-    admin = AdminClient(config)
     try:
-        metadata = admin.list_topics(timeout=timeout)
-    except confluent_kafka.KafkaException as exc:
-        # The metadata call only says it failed; the error callback, served by poll, says why
-        # (connection refused, name not resolved, TLS or SASL failure...).
-        admin.poll(0)
-        cause = causes[0] if causes else str(exc)
-        brokers = admin_config.get("bootstrap.servers")
-        raise _NotReady(f"cannot reach the brokers {brokers}", cause) from None
+        admin, metadata = cluster_metadata(admin_config, timeout=timeout)
+    except BrokersUnreachable as exc:
+        raise _NotReady(exc.problem, exc.cause) from None
     topic = metadata.topics.get(input_topic)
     if topic is None or topic.error is not None or not topic.partitions:
         cause = "not in the cluster's metadata" if topic is None else str(topic.error)

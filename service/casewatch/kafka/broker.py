@@ -15,10 +15,10 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import confluent_kafka
-from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from casewatch.errors import KafkaFailure
+from casewatch.kafka import clients
 
 _QUIET = {"log_level": 3}  # errors only: the mock cluster logs every connection at notice level
 
@@ -27,7 +27,7 @@ class EmbeddedBroker:
     """A mock-cluster broker that lives as long as this object is open."""
 
     def __init__(self, *, brokers: int = 1) -> None:
-        self._client: Any = confluent_kafka.Producer({"test.mock.num.brokers": brokers, **_QUIET})
+        self._client: Any = clients.producer({"test.mock.num.brokers": brokers, **_QUIET})
         try:
             metadata = self._client.list_topics(timeout=10)
         except confluent_kafka.KafkaException as exc:
@@ -69,7 +69,7 @@ def ensure_topics(
     config = {"bootstrap.servers": bootstrap_servers, **_QUIET}
     if partitions is not None:
         _create_with_admin(config, names, partitions, timeout)
-    client: Any = confluent_kafka.Producer(config)
+    client: Any = clients.producer(config)
     counts: dict[str, int] = {}
     try:
         for name in names:
@@ -82,7 +82,7 @@ def ensure_topics(
 def _create_with_admin(
     config: dict[str, Any], names: list[str], partitions: int, timeout: float
 ) -> None:
-    admin = AdminClient(config)
+    admin = clients.admin(config)
     futures = admin.create_topics(
         [NewTopic(name, partitions, 1) for name in names],
         operation_timeout=min(timeout, 3.0),
@@ -93,6 +93,8 @@ def _create_with_admin(
         # metadata fallback, which reports what actually exists.
         with contextlib.suppress(confluent_kafka.KafkaException):
             future.result(timeout=timeout)
+    # The client's log lines are handed over by poll; without it they would be dropped.
+    admin.poll(0)
 
 
 def _partition_count(client: Any, name: str, timeout: float) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 import confluent_kafka
 
 from casewatch.errors import ConfigError
+from casewatch.kafka import clients
 from casewatch.kafka.errors import reason
 
 
@@ -136,8 +137,8 @@ def check_client_properties(options: ClientOptions) -> None:
     """
     offline = {"bootstrap.servers": "", "log_level": 0}
     for build, config in (
-        (confluent_kafka.Producer, producer_config(options)),
-        (confluent_kafka.Consumer, consumer_config(options)),
+        (clients.producer, producer_config(options)),
+        (clients.consumer, consumer_config(options)),
     ):
         try:
             client: Any = build({**config, **offline})

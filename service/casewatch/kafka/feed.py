@@ -17,6 +17,7 @@ import msgspec
 
 from casewatch.errors import DeliveryFailure, KafkaFailure
 from casewatch.events import StreamingEvent
+from casewatch.kafka import clients
 
 Progress = Callable[[int], None]
 
@@ -95,7 +96,7 @@ def replay(
         "log_level": 3,
         **(producer_config or {}),
     }
-    producer: Any = confluent_kafka.Producer(config)
+    producer: Any = clients.producer(config)
     tracker = _DeliveryTracker()
     if encode is None:
         encode = functools.partial(encode_event, encoder=msgspec.json.Encoder())

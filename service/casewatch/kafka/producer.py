@@ -19,6 +19,7 @@ from typing import Any
 import confluent_kafka
 
 from casewatch.errors import DeliveryFailure
+from casewatch.kafka import clients
 from casewatch.kafka.errors import error_code, kafka_errors, reason, to_casewatch
 from casewatch.kafka.oversize import (
     DEFAULT_MAX_BYTES,
@@ -44,7 +45,7 @@ class OutputProducer:
 
     def __init__(self, config: dict[str, Any], *, max_pending: int, dead_letter_topic: str) -> None:
         with kafka_errors("cannot create the producer"):
-            self._producer: Any = confluent_kafka.Producer(config)
+            self._producer: Any = clients.producer(config)
         self.transactional = "transactional.id" in config
         self.max_pending = max_pending
         self.pending = 0

@@ -12,11 +12,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import confluent_kafka
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from casewatch.errors import ConfigError, KafkaFailure
+from casewatch.kafka import clients
 from casewatch.kafka.producer import OutputProducer
 from casewatch.state.changes import StateChanges
 from casewatch.telemetry.logging import get_logger
@@ -116,7 +116,7 @@ def _create(
 
 def _partition_count(topic: str, admin_config: dict[str, Any], timeout: float) -> int:
     """Partitions of ``topic``, auto-created by the metadata request if it does not exist."""
-    producer: Any = confluent_kafka.Producer(admin_config)
+    producer: Any = clients.producer(admin_config)
     deadline = time.monotonic() + timeout
     while True:
         found = producer.list_topics(topic, timeout=timeout).topics.get(topic)

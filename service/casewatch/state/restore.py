@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import confluent_kafka
 
+from casewatch.kafka import clients
 from casewatch.kafka.errors import raise_if_fatal
 from casewatch.state.changelog import SOURCE_OFFSET_HEADER
 from casewatch.state.codec import StateFormatError
@@ -134,7 +135,7 @@ class Restorer:
         if not new:
             return
         if self._consumer is None:
-            self._consumer = confluent_kafka.Consumer(self._config)
+            self._consumer = clients.consumer(self._config)
         reading = []
         for tp in self._topic_partitions(new):
             low, high = self._consumer.get_watermark_offsets(tp, timeout=10)
