@@ -75,6 +75,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"no bootstrap servers: pass --bootstrap or set {_BOOTSTRAP_ENV}")
     if args.rate < 0:
         raise ConfigError("--rate must be 0 or more")
+    if args.format != "json" and not args.schema_registry:
+        raise ConfigError(
+            f"--format {args.format} needs a Schema Registry: pass --schema-registry or set "
+            f"{_REGISTRY_ENV}"
+        )
     # A producer retries unreachable brokers forever; one bounded request answers first.
     cluster_metadata({"bootstrap.servers": args.bootstrap}, timeout=_REACH_TIMEOUT_SECONDS)
     traces = read_log(args.log)
@@ -83,11 +88,6 @@ def run(args: argparse.Namespace) -> int:
     events = interleave(traces, open_cases=args.open_cases, close_marker=args.close_marker)
     encode = None
     if args.format != "json":
-        if not args.schema_registry:
-            raise ConfigError(
-                f"--format {args.format} needs a Schema Registry: pass --schema-registry or set "
-                f"{_REGISTRY_ENV}"
-            )
         client = registry_client({"url": args.schema_registry})
         encode = registry_event_encoder(args.format, client, args.topic)
     stats = replay(
