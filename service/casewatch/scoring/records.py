@@ -38,26 +38,12 @@ class RecordBuilder:
         now: float,
     ) -> list[StreamingEvaluation]:
         residuals = np.round(batch.residuals.astype(np.float64), 6)
-        top, top_values = self._top_transitions(residuals)
         case_of, transition = np.nonzero(residuals > 0)
         bounds = np.searchsorted(case_of, np.arange(len(snap) + 1)).tolist()
         nonzero_labels = self._labels[transition].tolist()
         nonzero_values = residuals[case_of, transition].tolist()
         pairs = zip(nonzero_labels, nonzero_values, strict=True)
-        # Top values are sorted, so a case's positive ones are a prefix of its row: all the
-        # batch's TransitionResidual structs are made in one map, and each case takes its run
-        # off a shared iterator (a comprehension per case costs more than the record).
-        positive = top_values > 0
-        top_counts = positive.sum(axis=1).tolist()
-        top_structs = iter(
-            list(
-                map(
-                    TransitionResidual,
-                    self._labels[top[positive]].tolist(),
-                    top_values[positive].tolist(),
-                )
-            )
-        )
+        top_structs, top_counts = self._top_structs(residuals)
         columns = _columns(snap, batch, top_counts)
         identity = self._identity
         id_prefix = f"{identity.sha256}|"
@@ -97,6 +83,21 @@ class RecordBuilder:
                 )
             )
         return records
+
+    def _top_structs(
+        self, residuals: np.ndarray[Any, Any]
+    ) -> tuple[Iterator[TransitionResidual], list[int]]:
+        """The batch's top transitions, case after case, and how many each case has.
+
+        Top values are sorted, so a case's positive ones are a prefix of its row: the structs
+        come off one map over the batch and each case takes its run of them (a comprehension
+        per case costs more than the record).
+        """
+        top, top_values = self._top_transitions(residuals)
+        positive = top_values > 0
+        labels = self._labels[top[positive]].tolist()
+        structs = map(TransitionResidual, labels, top_values[positive].tolist())
+        return structs, positive.sum(axis=1).tolist()
 
     def _top_transitions(
         self, residuals: np.ndarray[Any, Any]
