@@ -25,7 +25,6 @@ class RecordBuilder:
 
     def __init__(self, activities: list[str], identity: ModelIdentity, *, top_k: int = 3) -> None:
         self._labels = np.asarray(activities, dtype=object)
-        self._label_list = [str(a) for a in activities]
         self._identity = identity
         self._top_k = max(1, min(top_k, len(activities)))
 
@@ -39,14 +38,13 @@ class RecordBuilder:
         now: float,
     ) -> list[StreamingEvaluation]:
         residuals = np.round(batch.residuals.astype(np.float64), 6)
-        top, top_values = self._top_transitions(residuals)
         case_of, transition = np.nonzero(residuals > 0)
         bounds = np.searchsorted(case_of, np.arange(len(snap) + 1)).tolist()
-        labels = self._label_list
         nonzero_labels = self._labels[transition].tolist()
         nonzero_values = residuals[case_of, transition].tolist()
         pairs = zip(nonzero_labels, nonzero_values, strict=True)
-        columns = _columns(snap, batch, top.tolist(), top_values.tolist())
+        top_structs, top_counts = self._top_structs(residuals)
+        columns = _columns(snap, batch, top_counts)
         identity = self._identity
         id_prefix = f"{identity.sha256}|"
         blake2b = hashlib.blake2b
@@ -54,7 +52,7 @@ class RecordBuilder:
         append = records.append
         for i, (
             case_id, score, n_events, trigger, partition, first_offset, last_offset,
-            first_time, last_time, closed, unknown, top_ids, top_residuals,
+            first_time, last_time, closed, unknown, top_count,
         ) in enumerate(columns):  # fmt: skip
             # The evaluation_id: same input scored by the same model, same id (so consumers
             # can de-duplicate redeliveries). Built inline: a call per record is measurable.
@@ -73,11 +71,7 @@ class RecordBuilder:
                     # Each case takes its run of nonzero residuals off one shared iterator:
                     # cheaper than slicing two lists per case.
                     dict(take(pairs, bounds[i + 1] - bounds[i])),
-                    [
-                        TransitionResidual(labels[t], v)
-                        for t, v in zip(top_ids, top_residuals, strict=True)
-                        if v > 0
-                    ],
+                    list(take(top_structs, top_count)),
                     closed,
                     trigger,
                     first_time,
@@ -90,20 +84,43 @@ class RecordBuilder:
             )
         return records
 
+    def _top_structs(
+        self, residuals: np.ndarray[Any, Any]
+    ) -> tuple[Iterator[TransitionResidual], list[int]]:
+        """The batch's top transitions, case after case, and how many each case has.
+
+        Top values are sorted, so a case's positive ones are a prefix of its row: the structs
+        come off one map over the batch and each case takes its run of them (a comprehension
+        per case costs more than the record).
+        """
+        top, top_values = self._top_transitions(residuals)
+        positive = top_values > 0
+        labels = self._labels[top[positive]].tolist()
+        structs = map(TransitionResidual, labels, top_values[positive].tolist())
+        return structs, positive.sum(axis=1).tolist()
+
     def _top_transitions(
         self, residuals: np.ndarray[Any, Any]
     ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         """Each case's ``top_k`` transition ids and residuals, largest first (ties: lower id)."""
         k = self._top_k
-        top = np.argpartition(-residuals, k - 1, axis=1)[:, :k]
+        # In id order, so the stable sort by residual below orders equal residuals by id.
+        top = np.sort(np.argpartition(-residuals, k - 1, axis=1)[:, :k], axis=1)
         top_values = np.take_along_axis(residuals, top, axis=1)
+        # argpartition keeps any of several residuals tied at the k-th place; the rows where
+        # that happens with a positive residual (zeros are never reported) get a stable sort,
+        # which keeps the lower ids.
+        kth = top_values.min(axis=1, keepdims=True)
+        tied = (kth[:, 0] > 0) & ((residuals == kth).sum(axis=1) > (top_values == kth).sum(axis=1))
+        if tied.any():
+            rows = np.flatnonzero(tied)
+            top[rows] = np.argsort(-residuals[rows], axis=1, kind="stable")[:, :k]
+            top_values[rows] = np.take_along_axis(residuals[rows], top[rows], axis=1)
         order = np.argsort(-top_values, axis=1, kind="stable")
         return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_values, order, axis=1)
 
 
-def _columns(
-    snap: Snapshot, batch: ScoreBatch, top: list[list[int]], top_values: list[list[float]]
-) -> Iterator[tuple[Any, ...]]:
+def _columns(snap: Snapshot, batch: ScoreBatch, top_counts: list[int]) -> Iterator[tuple[Any, ...]]:
     """The batch's record fields, one tuple per case. Whole columns go to Python once: indexing
     numpy scalars row by row costs more than the records themselves."""
     first_times = [None if isnan(t) else t for t in snap.first_time.tolist()]
@@ -120,7 +137,6 @@ def _columns(
         last_times,
         snap.closed.tolist(),
         snap.unknown.tolist(),
-        top,
-        top_values,
+        top_counts,
         strict=True,
     )
