@@ -205,6 +205,10 @@ class Settings(EndpointSettings):
     restore_batch_size: int = Field(
         20_000, gt=0, description="Changelog records restored per loop iteration."
     )
+
+    # Processes: how many daemon loops one container runs (``casewatch.cli.workers``).
+    workers: int = Field(1, ge=1, le=64, description="Daemon processes, one group member each.")
+
     kafka: Annotated[dict[str, _PropertyValue], BeforeValidator(property_values)] = Field(
         default_factory=dict,
         description=(
