@@ -229,7 +229,11 @@ def measure(
     """Max rate first, then a paced run at half of it for latency (peak RSS of the max run)."""
     args = bench.args
     result = bench.run(name, stream, every_event, rate=0, workers=workers)
+    if workers > 1:
+        result.notes = ["RSS and CPU of the supervising process only"]
     if name.startswith("ceiling") or args.latency_seconds <= 0 or not latency:
+        # Latency at the maximum rate is queueing in the backlog, not a figure of the daemon.
+        result.p50_ms = result.p99_ms = None
         return result
     paced_rate = result.rate / 2
     cases = max(10, int(paced_rate * args.latency_seconds / args.case_length))
