@@ -13,9 +13,10 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from typing import cast
 
 from casewatch.daemon.backpressure import BackPressure
-from casewatch.daemon.checkpoint import Checkpoint
+from casewatch.daemon.checkpoint import ChangelogBuffer, Checkpoint
 from casewatch.daemon.decode import INVALID_REASONS, EventDecoder, FieldNames
 from casewatch.daemon.intake import Intake, consume_error
 from casewatch.daemon.loop import Daemon
@@ -112,11 +113,7 @@ def build_daemon(settings: Settings, evaluator: Evaluator, telemetry: Telemetry)
         max_pending=settings.max_pending_outputs,
         dead_letter_topic=settings.dlq_topic,
     )
-    checkpoint = Checkpoint(
-        settings.input_topic,
-        interval=settings.commit_interval_seconds,
-        write_changelog=functools.partial(write_changes, settings.changelog, evaluator, outputs),
-    )
+    checkpoint = _checkpoint(settings, evaluator)
     restorer = Restorer(
         settings.changelog,
         {**restore_consumer_config(clients), **_KAFKA_LOGGER},
@@ -160,6 +157,21 @@ def build_daemon(settings: Settings, evaluator: Evaluator, telemetry: Telemetry)
         prepare_topics=_topics_check(settings, stop, telemetry),
     )
     return Daemon(options, parts)
+
+
+def _checkpoint(settings: Settings, evaluator: Evaluator) -> Checkpoint:
+    changelog = ChangelogBuffer()
+    # write_changes only calls produce: the buffer takes the records for the checkpoint to hand
+    # to the producer in slices.
+    write = functools.partial(
+        write_changes, settings.changelog, evaluator, cast(OutputProducer, changelog)
+    )
+    return Checkpoint(
+        settings.input_topic,
+        interval=settings.commit_interval_seconds,
+        write_changelog=write,
+        buffer=changelog,
+    )
 
 
 def _topics_check(
