@@ -31,8 +31,11 @@ from casewatch.kafka.producer import OutputProducer
 Clock = Callable[[], float]
 Record = tuple[str, bytes | None, bytes | None, Any, int]
 
-# Changelog records handed to the producer per loop iteration: a few milliseconds of work.
+# Changelog records handed to the producer per loop iteration: a few milliseconds of work, and
+# never less than a quarter of what is left, so a large changelog still takes few iterations
+# and the checkpoint keeps its interval.
 CHANGELOG_SLICE = 500
+_SLICES = 4
 
 
 class ChangelogBuffer:
@@ -147,8 +150,11 @@ class Checkpoint:
             self.changelog_records += self._write_changelog()
             self._step = "slices"
         if self._step == "slices":
-            if self._buffer is not None and not self._buffer.drain(outputs, CHANGELOG_SLICE):
-                return False
+            buffer = self._buffer
+            if buffer is not None:
+                limit = max(CHANGELOG_SLICE, len(buffer.records) // _SLICES)
+                if not buffer.drain(outputs, limit):
+                    return False
             self._generation = outputs.mark()
             self._step = "changelog"
             return False
