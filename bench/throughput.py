@@ -23,13 +23,12 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from _contenders import ceiling, naive
+from _contenders import ceiling, naive, pipe
 from _feed import (
     FETCH,
     Shared,
@@ -45,23 +44,12 @@ from _feed import (
     wait_ready,
     write_stream,
 )
+from _report import Result, memory_line, report
 from _synthetic import REFERENCE_MODEL, ROOT, Stream, encode, first_cases, generate
 from casewatch.kafka.broker import ensure_topics
 
 CTX = mp.get_context("spawn")
 _SCRAPE_SECONDS = 0.1  # scrapes run on the daemon's HTTP thread: keep them rare
-
-
-@dataclass
-class Result:
-    name: str
-    events: int
-    rate: float = 0.0
-    p50_ms: float | None = None
-    p99_ms: float | None = None
-    rss: int = 0
-    cpu: float = 0.0  # contender CPU seconds during the run
-    notes: list[str] = field(default_factory=list)
 
 
 class Bench:
@@ -83,7 +71,9 @@ class Bench:
         self.partitions = counts[topics["input"]]
         return topics
 
-    def run(self, name: str, stream: Stream, every_event: bool, rate: float) -> Result:
+    def run(
+        self, name: str, stream: Stream, every_event: bool, rate: float, workers: int = 1
+    ) -> Result:
         """One pass of ``stream`` through one contender; ``rate`` > 0 paces the feeder."""
         path = self.workdir / f"{name}.stream"
         write_stream(path, *encode(stream))
@@ -97,7 +87,13 @@ class Bench:
         group = f"bench-{uuid.uuid4().hex[:8]}"
         wait = self.args.batch_wait_ms / 1000
         try:
-            if name.startswith("ceiling"):
+            if name == "ceiling pipe":
+                contender = CTX.Process(
+                    target=pipe,
+                    args=(self.bootstrap, topics["input"], topics["output"], self.partitions,
+                          total, wait, shared),
+                )  # fmt: skip
+            elif name.startswith("ceiling"):
                 contender = CTX.Process(
                     target=ceiling,
                     args=(self.bootstrap, topics["input"], self.partitions, total, wait, shared),
@@ -110,7 +106,7 @@ class Bench:
                 )  # fmt: skip
             else:
                 contender = None
-                daemon = self.start_daemon(topics, group, every_event)
+                daemon = self.start_daemon(topics, group, every_event, workers)
             if contender is not None:
                 contender.start()
                 processes.append(contender)
@@ -189,7 +185,7 @@ class Bench:
                     process.terminate()
 
     def start_daemon(
-        self, topics: dict[str, str], group: str, every_event: bool
+        self, topics: dict[str, str], group: str, every_event: bool, workers: int
     ) -> subprocess.Popen[bytes]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CASEWATCH_")}
         settings = {
@@ -199,7 +195,7 @@ class Bench:
             "METRICS_PORT": "0", "SCORE_POLICY": "every-event" if every_event else "close",
             "COMMIT_INTERVAL_SECONDS": str(self.args.commit_interval), "LOG_FORMAT": "json",
             "KAFKA__FETCH_WAIT_MAX_MS": str(FETCH["fetch.wait.max.ms"]),
-            "MAX_BATCH_WAIT_MS": str(self.args.batch_wait_ms),
+            "MAX_BATCH_WAIT_MS": str(self.args.batch_wait_ms), "WORKERS": str(workers),
         }  # fmt: skip
         env.update({f"CASEWATCH_{k}": v for k, v in settings.items()})
         env.update({k.removeprefix("BENCH_"): v for k, v in os.environ.items()
@@ -221,11 +217,23 @@ class Bench:
         raise RuntimeError("daemon did not commit every input offset in time")
 
 
-def measure(bench: Bench, name: str, stream: Stream, every_event: bool) -> Result:
+def measure(
+    bench: Bench,
+    name: str,
+    stream: Stream,
+    every_event: bool,
+    *,
+    latency: bool = True,
+    workers: int = 1,
+) -> Result:
     """Max rate first, then a paced run at half of it for latency (peak RSS of the max run)."""
     args = bench.args
-    result = bench.run(name, stream, every_event, rate=0)
-    if name.startswith("ceiling") or args.latency_seconds <= 0:
+    result = bench.run(name, stream, every_event, rate=0, workers=workers)
+    if workers > 1:
+        result.notes = ["RSS and CPU of the supervising process only"]
+    if name.startswith("ceiling") or args.latency_seconds <= 0 or not latency:
+        # Latency at the maximum rate is queueing in the backlog, not a figure of the daemon.
+        result.p50_ms = result.p99_ms = None
         return result
     paced_rate = result.rate / 2
     cases = max(10, int(paced_rate * args.latency_seconds / args.case_length))
@@ -251,6 +259,11 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=6.0)
     parser.add_argument("--commit-interval", type=float, default=0.25)
     parser.add_argument("--timeout", type=float, default=180.0)
+    parser.add_argument("--long-case-length", type=int, default=200, help="0 skips the run")
+    parser.add_argument("--workers", type=int, default=2, help="1 skips the workers run")
+    parser.add_argument(
+        "--memory-cases", type=int, default=100_000, help="open cases for bytes/case; 0 skips"
+    )
     parser.add_argument(
         "--batch-wait-ms", type=int, default=100,
         help="longest wait for a consume batch to fill, for every contender "
@@ -274,42 +287,38 @@ def main() -> None:
             bench = Bench(bootstrap, args, Path(workdir))
             wanted = args.contenders.split(",")
             if "ceiling" in wanted:
-                results.append(measure(bench, "ceiling", stream, False))
+                results.append(measure(bench, "ceiling read", stream, False))
+                results.append(measure(bench, "ceiling pipe", stream, False))
             for policy in policies:
                 every = policy == "every-event"
                 if "naive" in wanted:
                     results.append(measure(bench, f"naive {policy}", small, every))
                 if "casewatch" in wanted:
                     results.append(measure(bench, f"casewatch {policy}", stream, every))
+            if "casewatch" in wanted and "close" in policies:
+                results.extend(scaling(bench, args, stream))
     finally:
         if broker_process is not None:
             broker_process.terminate()
             broker_process.wait(10)
     report(results)
+    if "casewatch" in wanted and args.memory_cases > 0:
+        print(memory_line(args.memory_cases))
 
 
-def report(results: list[Result]) -> None:
-    rates = {r.name: r.rate for r in results}
-    ceiling_rate = rates.get("ceiling", 0.0)
-    print(
-        f"\n{'contender':<22} {'events':>9} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'peak RSS MB':>11} {'ev/CPU-s':>9} {'vs naive':>9} {'vs ceiling':>10}  notes"
-    )
-    for r in results:
-        policy = r.name.split()[-1]
-        naive_rate = rates.get(f"naive {policy}", 0.0)
-        vs_naive = (
-            f"{r.rate / naive_rate:.1f}x" if naive_rate and r.name.startswith("casewatch") else ""
+def scaling(bench: Bench, args: argparse.Namespace, stream: Stream) -> list[Result]:
+    """Close policy with long cases, and with two workers: max rate only."""
+    results = []
+    if args.long_case_length > 0:
+        long_stream = generate(
+            max(1, args.events // args.long_case_length), args.long_case_length, args.open_cases
         )
-        vs_ceiling = f"{r.rate / ceiling_rate:.0%}" if ceiling_rate else ""
-        per_cpu = f"{r.events / r.cpu:,.0f}" if r.cpu > 0 else "-"
-        p50 = f"{r.p50_ms:.1f}" if r.p50_ms is not None else "-"
-        p99 = f"{r.p99_ms:.1f}" if r.p99_ms is not None else "-"
-        print(
-            f"{r.name:<22} {r.events:>9,} {r.rate:>10,.0f} {p50:>8} {p99:>8} "
-            f"{r.rss / 2**20:>11.0f} {per_cpu:>9} {vs_naive:>9} {vs_ceiling:>10}  "
-            f"{'; '.join(r.notes)}"
-        )
+        name = f"casewatch close {args.long_case_length}-event"
+        results.append(measure(bench, name, long_stream, False, latency=False))
+    if args.workers > 1:
+        name = f"casewatch close workers={args.workers}"
+        results.append(measure(bench, name, stream, False, latency=False, workers=args.workers))
+    return results
 
 
 if __name__ == "__main__":

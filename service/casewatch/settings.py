@@ -208,9 +208,11 @@ class Settings(FormatSettings):
             "that does not exist yet before it exits."
         ),
     )
-    restore_batch_size: int = Field(
-        20_000, gt=0, description="Changelog records restored per loop iteration."
-    )
+    restore_batch_size: int = Field(20_000, gt=0, description="Records per restore batch.")
+
+    # Processes: how many daemon loops one container runs (``casewatch.cli.workers``).
+    workers: int = Field(1, ge=1, le=64, description="Daemon processes, one group member each.")
+
     kafka: Annotated[dict[str, _PropertyValue], BeforeValidator(property_values)] = Field(
         default_factory=dict,
         description=(
@@ -282,19 +284,13 @@ class Settings(FormatSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Read the settings from the environment; keyword arguments win over the environment.
-
-    Raises ConfigError with one line naming the environment variable at fault.
-    """
+    """The settings from the environment (keyword arguments win); ConfigError names the variable."""
     return load(Settings, overrides)
 
 
 def unknown_env_names(environ: Mapping[str, str]) -> list[str]:
-    """``CASEWATCH_*`` variables in ``environ`` that set nothing, usually a misspelt setting.
-
-    Worth a warning, not an error: Kubernetes injects ``CASEWATCH_SERVICE_HOST``-style variables
-    into pods when a Service shares the name.
-    """
+    """``CASEWATCH_*`` variables that set nothing, usually misspelt (Kubernetes also injects
+    ``CASEWATCH_SERVICE_HOST``-style ones when a Service shares the name, so only a warning)."""
     return unknown_names(environ, Settings.model_fields)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import confluent_kafka
 import pytest
 
-from casewatch.daemon.checkpoint import Checkpoint
+from casewatch.daemon.checkpoint import CHANGELOG_SLICE, ChangelogBuffer, Checkpoint
 from casewatch.errors import DeliveryFailure
 from tests.unit.fakes import FakeConsumer, FakeProducer, fake_outputs, kafka_error
 
@@ -283,3 +283,68 @@ def test_a_partition_the_broker_refuses_to_commit_is_an_error(
     with pytest.raises(confluent_kafka.KafkaException, match="Unknown member"):
         s.commit()
     assert s.checkpoint.committable() == [(0, 4)]  # not taken as committed: tried again next time
+
+
+class BufferedSetup(Setup):
+    """The changelog writer puts ``records`` records into a buffer, as the daemon's does."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, records: int) -> None:
+        super().__init__(monkeypatch)
+        self.records = records
+        self.buffer = ChangelogBuffer()
+        self.checkpoint = Checkpoint(
+            IN,
+            interval=5.0,
+            write_changelog=self._write_to_buffer,
+            buffer=self.buffer,
+            clock=self.clock,
+        )
+
+    def _write_to_buffer(self) -> int:
+        for i in range(self.records):
+            self.buffer.produce(CHANGELOG, f"case-{i}".encode(), b"state", None, i % 2)
+        return self.records
+
+    def changelog_produced(self) -> int:
+        return sum(1 for kind, topic in self.steps() if (kind, topic) == ("produce", CHANGELOG))
+
+
+def test_background_checkpoint_hands_the_changelog_over_in_slices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s = BufferedSetup(monkeypatch, records=2 * CHANGELOG_SLICE + 1)
+    s.handled(0, 9)
+    s.clock.now += 5.0
+    assert not s.advance()  # outputs delivered: the changelog is taken, a first slice produced
+    assert s.changelog_produced() == CHANGELOG_SLICE
+    assert not s.advance()
+    assert not s.advance()  # the last record; then the changelog's delivery is awaited
+    assert s.changelog_produced() == 2 * CHANGELOG_SLICE + 1
+    assert s.consumer.commits == []
+    s.outputs.poll(0)
+    assert s.advance()
+    assert s.consumer.commits == [{(IN, 0): 10}]
+    assert s.checkpoint.changelog_records == 2 * CHANGELOG_SLICE + 1
+
+
+def test_a_blocking_commit_produces_what_a_background_one_left_in_the_buffer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s = BufferedSetup(monkeypatch, records=CHANGELOG_SLICE + 10)
+    s.handled(0, 9)
+    s.clock.now += 5.0
+    assert not s.advance()
+    s.records = 1
+    assert s.commit()
+    assert s.changelog_produced() == CHANGELOG_SLICE + 11
+    assert s.buffer.records == []
+    assert s.consumer.commits == [{(IN, 0): 10}]
+
+
+def test_records_of_forgotten_partitions_leave_the_buffer(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = BufferedSetup(monkeypatch, records=CHANGELOG_SLICE + 10)
+    s.handled(0, 9)
+    s.clock.now += 5.0
+    assert not s.advance()
+    s.checkpoint.forget([1])
+    assert all(record[4] == 0 for record in s.buffer.records)

@@ -6,7 +6,7 @@ import pytest
 
 from casewatch.cli.config_doc import env_example, settings_reference_markdown
 from casewatch.cli.main import build_parser
-from casewatch.cli.run import load_evaluator
+from casewatch.daemon.build import load_evaluator
 from casewatch.errors import ConfigError
 from casewatch.settings import Settings, load_settings
 

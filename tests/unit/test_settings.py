@@ -101,7 +101,7 @@ def test_client_defaults() -> None:
     assert producer["bootstrap.servers"] == "b:1"
     assert producer["acks"] == "all"
     assert producer["enable.idempotence"] is True
-    assert producer["linger.ms"] == 5
+    assert producer["linger.ms"] == 2
     assert producer["compression.type"] in {"lz4", "zstd"}
     assert producer["queue.buffering.max.messages"] == 1234
 

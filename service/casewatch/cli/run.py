@@ -4,21 +4,18 @@ Exit codes: 0 after SIGTERM/SIGINT and a clean shutdown; 1 on a fatal failure (m
 a broker still unreachable after ``startup_timeout_seconds``, outputs still undelivered when the
 shutdown timeout ends); 2 on invalid configuration (settings, ``CASEWATCH_KAFKA__*`` properties,
 a changelog whose partitions differ from the input's). SIGHUP reloads the model (see
-``casewatch.daemon.model_reload``).
+``casewatch.daemon.model_reload``). With ``CASEWATCH_WORKERS`` above 1 the process supervises
+that many daemon processes behind one metrics endpoint (``casewatch.cli.workers``).
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import os
-import signal
-from types import FrameType
 
-from structlog.typing import FilteringBoundLogger
-
+from casewatch.cli._serve import serve
 from casewatch.cli.config_doc import settings_reference_text
-from casewatch.daemon.build import build_daemon, load_evaluator, start_telemetry
+from casewatch.cli.workers import run_workers
 from casewatch.daemon.startup import warn_unknown_env
 from casewatch.errors import CasewatchError, ConfigError
 from casewatch.kafka.config import check_client_properties
@@ -32,7 +29,8 @@ Every setting comes from a CASEWATCH_* environment variable (listed below); an u
 CASEWATCH_* variable is warned about with the closest known name.
 
 exit codes: 0 after SIGTERM/SIGINT and a clean shutdown, 1 on a fatal failure,
-2 on invalid configuration. SIGHUP reloads the model."""
+2 on invalid configuration. SIGHUP reloads the model. CASEWATCH_WORKERS=N runs N daemon
+processes, each a member of the consumer group, behind one metrics endpoint."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     # Failures are log events like every other line, so the stream stays one format to the end.
     log = get_logger("casewatch.run")
     try:
-        return _run(log)
+        return _run()
     except ConfigError as exc:
         log.error("invalid_configuration", error=str(exc), exit_code=2)
         return 2
@@ -57,37 +55,12 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
-def _run(log: FilteringBoundLogger) -> int:
+def _run() -> int:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     check_client_properties(settings.client_options())
     warn_unknown_env(os.environ)
-    evaluator = load_evaluator(settings)
-    telemetry, host, port = start_telemetry(settings, evaluator)
-    identity = evaluator.identity
-    try:
-        daemon = build_daemon(settings, evaluator, telemetry)
-
-        def request_stop(signum: int, frame: FrameType | None) -> None:
-            daemon.request_stop()
-
-        def request_reload(signum: int, frame: FrameType | None) -> None:
-            daemon.request_model_reload()
-
-        signal.signal(signal.SIGTERM, request_stop)
-        signal.signal(signal.SIGINT, request_stop)
-        signal.signal(signal.SIGHUP, request_reload)
-        log.info(
-            "starting",
-            model=identity.name,
-            model_version=identity.version,
-            metrics=f"http://{host}:{port}/metrics",
-            settings=settings.redacted(),
-        )
-        # Everything built so far (model, settings, clients) lives as long as the process: moving
-        # it out of the collector's reach keeps full collections from scanning it mid-batch.
-        gc.freeze()
-        daemon.run()
-    finally:
-        telemetry.close()
+    if settings.workers > 1:
+        return run_workers(settings)
+    serve(settings)
     return 0

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import cast
 
 from casewatch.daemon.backpressure import BackPressure
-from casewatch.daemon.checkpoint import Checkpoint
+from casewatch.daemon.checkpoint import ChangelogBuffer, Checkpoint
 from casewatch.daemon.decode import EventDecoder, FieldNames
 from casewatch.daemon.intake import Intake, consume_error
 from casewatch.daemon.loop import Daemon
@@ -111,11 +112,7 @@ def build_daemon(settings: Settings, evaluator: Evaluator, telemetry: Telemetry)
         max_pending=settings.max_pending_outputs,
         dead_letter_topic=settings.dlq_topic,
     )
-    checkpoint = Checkpoint(
-        settings.input_topic,
-        interval=settings.commit_interval_seconds,
-        write_changelog=functools.partial(write_changes, settings.changelog, evaluator, outputs),
-    )
+    checkpoint = _checkpoint(settings, evaluator)
     restorer = Restorer(
         settings.changelog,
         restore_consumer_config(clients),
@@ -176,6 +173,21 @@ def _decoder(settings: Settings) -> EventDecoder:
 def _encoder(settings: Settings) -> EvaluationEncoder | None:
     return evaluation_encoder(
         settings.output_format, topic=settings.output_topic, registry=settings.registry_config()
+    )
+
+
+def _checkpoint(settings: Settings, evaluator: Evaluator) -> Checkpoint:
+    changelog = ChangelogBuffer()
+    # write_changes only calls produce: the buffer takes the records for the checkpoint to hand
+    # to the producer in slices.
+    write = functools.partial(
+        write_changes, settings.changelog, evaluator, cast(OutputProducer, changelog)
+    )
+    return Checkpoint(
+        settings.input_topic,
+        interval=settings.commit_interval_seconds,
+        write_changelog=write,
+        buffer=changelog,
     )
 
 

@@ -9,8 +9,10 @@ At-least-once (the default), as numbered steps:
 4. remember it, so offsets only move forward.
 
 On the interval the steps run without blocking the loop (``advance``): each waits for its
-producer generation to be delivered while the loop goes on producing newer records. On revoke
-and shutdown they run blocking (``commit``).
+producer generation to be delivered while the loop goes on producing newer records, and the
+changelog of step 2 is handed to the producer a slice per loop iteration (``ChangelogBuffer``),
+so a checkpoint of many changed cases never holds one batch's evaluations back for long. On
+revoke and shutdown they run blocking (``commit``).
 
 Exactly-once: steps 1-3 are one Kafka transaction (outputs, changelog and the input offsets sent
 with ``send_offsets_to_transaction``), committed on the same interval.
@@ -27,6 +29,43 @@ import confluent_kafka
 from casewatch.kafka.producer import OutputProducer
 
 Clock = Callable[[], float]
+Record = tuple[str, bytes | None, bytes | None, Any, int]
+
+# Changelog records handed to the producer per loop iteration: a few milliseconds of work, and
+# never less than a quarter of what is left, so a large changelog still takes few iterations
+# and the checkpoint keeps its interval.
+CHANGELOG_SLICE = 500
+_SLICES = 4
+
+
+class ChangelogBuffer:
+    """Stands in for the producer while the changelog is written; the checkpoint drains it."""
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+
+    def produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Any = None,
+        partition: int = -1,
+    ) -> None:
+        self.records.append((topic, key, value, headers, partition))
+
+    def drain(self, outputs: OutputProducer, limit: int | None = None) -> bool:
+        """Produce up to ``limit`` records (all by default), oldest first; True when empty."""
+        records = self.records
+        taken = records if limit is None or limit >= len(records) else records[:limit]
+        produce = outputs.produce
+        for topic, key, value, headers, partition in taken:
+            produce(topic, key, value, headers, partition)
+        del records[: len(taken)]
+        return not records
+
+    def forget(self, partitions: set[int]) -> None:
+        self.records = [r for r in self.records if r[4] not in partitions]
 
 
 class Checkpoint:
@@ -38,11 +77,14 @@ class Checkpoint:
         *,
         interval: float,
         write_changelog: Callable[[], int],
+        buffer: ChangelogBuffer | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
         self.topic = topic
         self.interval = interval
         self._write_changelog = write_changelog
+        # Where write_changelog puts its records when it does not produce them itself.
+        self._buffer = buffer
         self._clock = clock
         self._last_commit = clock()
         self.commits = 0
@@ -75,14 +117,14 @@ class Checkpoint:
         """
         offsets = self.committable()
         if outputs.transactional:
-            self.changelog_records += self._write_changelog()
+            self._write_all(outputs)
             partitions = [confluent_kafka.TopicPartition(self.topic, p, o) for p, o in offsets]
             group = consumer.consumer_group_metadata()
             outputs.commit_transaction(partitions, group, flush_timeout)
         else:
             if not outputs.flush(flush_timeout):
                 return False
-            self.changelog_records += self._write_changelog()
+            self._write_all(outputs)
             if not outputs.flush(flush_timeout):
                 return False
             if offsets:
@@ -106,6 +148,13 @@ class Checkpoint:
             return False
         if self._step == "outputs":
             self.changelog_records += self._write_changelog()
+            self._step = "slices"
+        if self._step == "slices":
+            buffer = self._buffer
+            if buffer is not None:
+                limit = max(CHANGELOG_SLICE, len(buffer.records) // _SLICES)
+                if not buffer.drain(outputs, limit):
+                    return False
             self._generation = outputs.mark()
             self._step = "changelog"
             return False
@@ -118,6 +167,14 @@ class Checkpoint:
             self.commits += 1
         return True
 
+    def _write_all(self, outputs: OutputProducer) -> None:
+        """The whole changelog into the producer now, after what a background step left over."""
+        if self._buffer is not None:
+            self._buffer.drain(outputs)
+        self.changelog_records += self._write_changelog()
+        if self._buffer is not None:
+            self._buffer.drain(outputs)
+
     def _commit_offsets(self, consumer: Any, offsets: list[tuple[int, int]]) -> None:
         partitions = [confluent_kafka.TopicPartition(self.topic, p, o) for p, o in offsets]
         results = consumer.commit(offsets=partitions, asynchronous=False)
@@ -127,6 +184,10 @@ class Checkpoint:
 
     def forget(self, partitions: Iterable[int]) -> None:
         """Drop the state of partitions this consumer no longer owns."""
+        partitions = set(partitions)
+        if self._buffer is not None:
+            # Their state is the new owner's to write now.
+            self._buffer.forget(partitions)
         for partition in partitions:
             self.processed.pop(partition, None)
             self.committed.pop(partition, None)

@@ -97,10 +97,7 @@ class Daemon:
         batch_size, wait = self.options.max_batch_size, self.options.max_batch_wait
         while not stopping():
             telemetry.heartbeat()
-            # Take what is already fetched without waiting; wait only when nothing is there.
-            messages = consumer.consume(num_messages=batch_size, timeout=0) or consumer.consume(
-                num_messages=batch_size, timeout=wait
-            )
+            messages = self._take(consumer, batch_size, wait)
             rebalance.raise_failure()
             if self.restorer.restoring:
                 self._restore_step(consumer)
@@ -114,6 +111,23 @@ class Daemon:
             self.back_pressure.relieve(consumer)
             self._advance_checkpoint(consumer)
             self.reloader.maybe_reload()
+
+    @staticmethod
+    def _take(consumer: Any, batch_size: int, wait: float) -> list[Any]:
+        """What is already fetched, without waiting; when nothing is, wait for the first message.
+
+        ``consume`` returns only when the batch is full or its timeout ends, so waiting for a
+        full batch would hold the first event of a quiet stream for the whole wait. Waking on
+        one message and then taking what else has arrived keeps batches small when the stream
+        is slow (latency) and full when it is fast (throughput).
+        """
+        messages: list[Any] = consumer.consume(num_messages=batch_size, timeout=0)
+        if messages or batch_size == 1:
+            return messages or consumer.consume(num_messages=1, timeout=wait)
+        messages = consumer.consume(num_messages=1, timeout=wait)
+        if messages:
+            messages.extend(consumer.consume(num_messages=batch_size - 1, timeout=0))
+        return messages
 
     def _score(self, events: list[StreamingEvent], times: list[float]) -> list[StreamingEvaluation]:
         started = time.perf_counter()

@@ -1,7 +1,8 @@
 """The HTTP thread serving /metrics, /healthz and /readyz from a registry and a Health.
 
 It is the only thread besides the processing loop; it only reads: the registry's values and the
-health state, each read atomic under the GIL.
+health state, each read atomic under the GIL. With several worker processes the parent serves
+the same paths from ``casewatch.telemetry.aggregate``, which answers the same two probes.
 """
 
 from __future__ import annotations
@@ -9,18 +10,25 @@ from __future__ import annotations
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from casewatch.errors import ConfigError
-from casewatch.telemetry.health import Health
+
+
+class Probes(Protocol):
+    """What /healthz and /readyz answer: (ok, one-line reason)."""
+
+    def liveness(self) -> tuple[bool, str]: ...
+    def readiness(self) -> tuple[bool, str]: ...
 
 
 class ProbeServer:
-    """One background HTTP server thread exposing a registry and a Health."""
+    """One background HTTP server thread exposing a registry and its probes."""
 
-    def __init__(self, registry: CollectorRegistry, health: Health) -> None:
+    def __init__(self, registry: CollectorRegistry, health: Probes) -> None:
         self._registry = registry
         self._health = health
         self._server: ThreadingHTTPServer | None = None
@@ -63,7 +71,7 @@ class _IPv6Server(ThreadingHTTPServer):
     address_family = socket.AF_INET6
 
 
-def _make_handler(registry: CollectorRegistry, health: Health) -> type[BaseHTTPRequestHandler]:
+def _make_handler(registry: CollectorRegistry, health: Probes) -> type[BaseHTTPRequestHandler]:
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "casewatch"

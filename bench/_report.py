@@ -1,0 +1,104 @@
+"""The end-to-end benchmark's results and how they are printed: a table, then ratios.
+
+Every casewatch figure is read against a baseline measured in the same run on the same broker,
+because the machine is shared and absolute rates move with its load: scoring on close against
+the read ceiling (it produces one record per case), scoring on every event against the pipe
+ceiling (one record per event), long cases against short ones, two workers against one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from _synthetic import REFERENCE_MODEL
+from casewatch.scoring.scorer import Scorer
+from memory import measure as measure_memory
+
+LATENCY_TARGET_MS = 25.0
+_CEILING_OF = {"close": "ceiling read", "every-event": "ceiling pipe"}
+
+
+@dataclass
+class Result:
+    name: str
+    events: int
+    rate: float = 0.0
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    rss: int = 0
+    cpu: float = 0.0  # contender CPU seconds during the run
+    notes: list[str] = field(default_factory=list)
+
+
+def _ceiling(name: str) -> str | None:
+    if not name.startswith(("casewatch", "naive")):
+        return None
+    policy = name.split()[1]
+    return _CEILING_OF.get(policy)
+
+
+def _ms(value: float | None) -> str:
+    return f"{value:.1f}" if value is not None else "-"
+
+
+def report(results: list[Result]) -> None:
+    rates = {r.name: r.rate for r in results}
+    print(
+        f"\n{'contender':<30} {'events':>9} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'peak RSS MB':>11} {'ev/CPU-s':>9} {'vs naive':>9} {'vs ceiling':>10}  notes"
+    )
+    for r in results:
+        policy = r.name.split()[1] if r.name.startswith(("casewatch", "naive")) else ""
+        naive_rate = rates.get(f"naive {policy}", 0.0)
+        vs_naive = (
+            f"{r.rate / naive_rate:.1f}x" if naive_rate and r.name.startswith("casewatch") else ""
+        )
+        ceiling = _ceiling(r.name)
+        vs_ceiling = f"{r.rate / rates[ceiling]:.2f}" if ceiling and rates.get(ceiling) else ""
+        per_cpu = f"{r.events / r.cpu:,.0f}" if r.cpu > 0 else "-"
+        print(
+            f"{r.name:<30} {r.events:>9,} {r.rate:>10,.0f} {_ms(r.p50_ms):>8} {_ms(r.p99_ms):>8} "
+            f"{r.rss / 2**20:>11.0f} {per_cpu:>9} {vs_naive:>9} {vs_ceiling:>10}  "
+            f"{'; '.join(r.notes)}"
+        )
+    print("\nratios against baselines of this run:")
+    for line in _ratio_lines({r.name: r for r in results}):
+        print(f"  {line}")
+
+
+def _ratio_lines(by_name: dict[str, Result]) -> list[str]:
+    lines = []
+    for policy, ceiling in _CEILING_OF.items():
+        ours, top = by_name.get(f"casewatch {policy}"), by_name.get(ceiling)
+        if ours and top and top.rate:
+            lines.append(
+                f"casewatch {policy} / {ceiling}: {ours.rate / top.rate:.2f} "
+                f"({ours.rate:,.0f} / {top.rate:,.0f} events/s)"
+            )
+    for policy in _CEILING_OF:
+        ours = by_name.get(f"casewatch {policy}")
+        if ours and ours.p99_ms is not None:
+            verdict = "within" if ours.p99_ms <= LATENCY_TARGET_MS else "over"
+            lines.append(
+                f"casewatch {policy} p99 event-to-evaluation at half its max rate: "
+                f"{ours.p99_ms:.1f} ms ({verdict} {LATENCY_TARGET_MS:g} ms)"
+            )
+    short = by_name.get("casewatch close")
+    for name, result in by_name.items():
+        if short and short.rate and name.startswith("casewatch close "):
+            what = name.removeprefix("casewatch close ")
+            lines.append(
+                f"casewatch close {what} / casewatch close: {result.rate / short.rate:.2f} "
+                f"({result.rate:,.0f} / {short.rate:,.0f} events/s)"
+            )
+    return lines
+
+
+def memory_line(cases: int) -> str:
+    """Bytes per open case held by the evaluator at ``cases`` open, 5- and 200-event cases."""
+    scorer = Scorer(REFERENCE_MODEL)
+    figures = []
+    for length in (5, 200):
+        traced, _, _ = measure_memory(scorer, cases, length)
+        figures.append(f"{traced:,.0f} B ({length}-event cases)")
+    return f"  memory per open case at {cases:,} open: " + ", ".join(figures)
