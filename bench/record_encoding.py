@@ -1,4 +1,4 @@
-"""What building and encoding evaluation records costs: record objects vs bytes straight from columns.
+"""What building and encoding evaluation records costs: record objects vs bytes from columns.
 
 Encodes the same synthetic scored batches twice in one run: the old path (``RecordBuilder``
 records, then ``msgspec.json`` per record, as the loop does) and ``RecordEncoder`` (one bytes per
@@ -30,6 +30,7 @@ from casewatch.scoring.scorer import ScoreBatch  # noqa: E402
 
 IDENTITY = ModelIdentity("reference", "2.0.0", "64c1" * 16)
 Batch = tuple[Snapshot, ScoreBatch]
+Encode = Callable[[object], bytes]
 
 
 def batches(rows: int, size: int, activities: int, nonzero: int, seed: int = 7) -> list[Batch]:
@@ -85,7 +86,7 @@ def main() -> None:
         encoder = RecordEncoder(labels, IDENTITY)
         json = msgspec.json.Encoder().encode
 
-        def old(batch: Batch, builder: RecordBuilder = builder) -> list[bytes]:
+        def old(batch: Batch, builder: RecordBuilder = builder, json: Encode = json) -> list[bytes]:
             return [json(e) for e in builder.build(*batch, **kwargs)]  # type: ignore[arg-type]
 
         def new(batch: Batch, encoder: RecordEncoder = encoder) -> list[bytes]:

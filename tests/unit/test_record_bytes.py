@@ -107,3 +107,13 @@ def test_empty_batch() -> None:
         )
         == []
     )
+
+
+def test_ties_in_the_top_transitions_go_to_the_lower_id() -> None:
+    labels = ["a", "b", "c", "d"]
+    snap, batch = _batch(1, 4, seed=5)
+    batch.residuals[:] = [[1.0, 2.0, 2.0, 2.0]]
+    (record,) = (json.loads(r) for r in RecordEncoder(labels, IDENTITY, top_k=2).encode(
+        snap, batch, threshold=1.0, source_topic="t", now=1.0
+    ))  # fmt: skip
+    assert [t["transition"] for t in record["top_transitions"]] == ["b", "c"]

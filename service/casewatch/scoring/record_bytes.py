@@ -21,7 +21,6 @@ import numpy as np
 
 from casewatch.events import ModelIdentity
 from casewatch.scoring.features import Snapshot
-from casewatch.scoring.records import top_transitions
 from casewatch.scoring.scorer import ScoreBatch
 
 _json = msgspec.json.Encoder().encode
@@ -62,9 +61,14 @@ class RecordEncoder:
         source_topic: str | None,
         now: float,
     ) -> list[bytes]:
-        residuals = np.round(batch.residuals.astype(np.float64), 6)
-        maps = self._residual_maps(residuals)
-        tops = self._top_lists(residuals)
+        # Only the nonzero residuals are rounded and written; rounding turns some into zeros.
+        case_of, transition = np.nonzero(batch.residuals > 0)
+        values = np.round(batch.residuals[case_of, transition].astype(np.float64), 6)
+        kept = values > 0
+        case_of, transition, values = case_of[kept], transition[kept], values[kept]
+        texts = _numbers(values.tolist())
+        maps = self._residual_maps(len(snap), case_of, transition, texts)
+        tops = self._top_lists(len(snap), case_of, transition, values, texts)
         template = self._template(threshold, source_topic, now)
         scores = batch.scores.tolist()
         rounded = _numbers([round(s, 6) for s in scores])
@@ -131,24 +135,33 @@ class RecordEncoder:
             + b',"partition":%b,"offset":%b},"unknown_activities":%b}'
         )
 
-    def _residual_maps(self, residuals: np.ndarray[Any, Any]) -> list[bytes]:
-        """Each case's nonzero residuals as the inside of a JSON object (zeros are omitted)."""
-        case_of, transition = np.nonzero(residuals > 0)
-        pairs = self._map_keys[transition] + np.asarray(
-            _numbers(residuals[case_of, transition].tolist()), dtype=object
-        )
-        return _joined_runs(pairs.tolist(), case_of, len(residuals))
+    def _residual_maps(
+        self,
+        n_cases: int,
+        case_of: np.ndarray[Any, Any],
+        transition: np.ndarray[Any, Any],
+        texts: list[bytes],
+    ) -> list[bytes]:
+        """Each case's nonzero residuals as the inside of a JSON object."""
+        pairs = self._map_keys[transition] + np.asarray(texts, dtype=object)
+        return _joined_runs(pairs.tolist(), case_of, n_cases)
 
-    def _top_lists(self, residuals: np.ndarray[Any, Any]) -> list[bytes]:
-        """Each case's top transitions as the inside of a JSON array, zeros left out."""
-        top, values = top_transitions(residuals, self._top_k)
-        case_of, rank = np.nonzero(values > 0)
-        items = (
-            self._top_heads[top[case_of, rank]]
-            + np.asarray(_numbers(values[case_of, rank].tolist()), dtype=object)
-            + b"}"
-        )
-        return _joined_runs(items.tolist(), case_of, len(residuals))
+    def _top_lists(
+        self,
+        n_cases: int,
+        case_of: np.ndarray[Any, Any],
+        transition: np.ndarray[Any, Any],
+        values: np.ndarray[Any, Any],
+        texts: list[bytes],
+    ) -> list[bytes]:
+        """Each case's ``top_k`` nonzero residuals, largest first (ties: lower id), as the
+        inside of a JSON array. Sorting the nonzero entries alone: a case has few of them."""
+        order = np.lexsort((transition, -values, case_of))
+        by_case = case_of[order]
+        rank = np.arange(len(order)) - np.searchsorted(by_case, by_case)
+        chosen = order[rank < self._top_k]
+        items = self._top_heads[transition[chosen]] + np.asarray(texts, dtype=object)[chosen] + b"}"
+        return _joined_runs(items.tolist(), case_of[chosen], n_cases)
 
     def _trigger_texts(self, triggers: Sequence[str]) -> list[bytes]:
         known = self._triggers

@@ -39,7 +39,7 @@ class RecordBuilder:
         now: float,
     ) -> list[StreamingEvaluation]:
         residuals = np.round(batch.residuals.astype(np.float64), 6)
-        top, top_values = top_transitions(residuals, self._top_k)
+        top, top_values = self._top_transitions(residuals)
         case_of, transition = np.nonzero(residuals > 0)
         bounds = np.searchsorted(case_of, np.arange(len(snap) + 1)).tolist()
         labels = self._label_list
@@ -90,15 +90,15 @@ class RecordBuilder:
             )
         return records
 
-
-def top_transitions(
-    residuals: np.ndarray[Any, Any], k: int
-) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """Each case's ``k`` transition ids and residuals, largest first (ties: lower id)."""
-    top = np.argpartition(-residuals, k - 1, axis=1)[:, :k]
-    top_values = np.take_along_axis(residuals, top, axis=1)
-    order = np.argsort(-top_values, axis=1, kind="stable")
-    return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_values, order, axis=1)
+    def _top_transitions(
+        self, residuals: np.ndarray[Any, Any]
+    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        """Each case's ``top_k`` transition ids and residuals, largest first (ties: lower id)."""
+        k = self._top_k
+        top = np.argpartition(-residuals, k - 1, axis=1)[:, :k]
+        top_values = np.take_along_axis(residuals, top, axis=1)
+        order = np.argsort(-top_values, axis=1, kind="stable")
+        return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_values, order, axis=1)
 
 
 def _columns(
