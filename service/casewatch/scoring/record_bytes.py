@@ -61,14 +61,7 @@ class RecordEncoder:
         source_topic: str | None,
         now: float,
     ) -> list[bytes]:
-        # Only the nonzero residuals are rounded and written; rounding turns some into zeros.
-        case_of, transition = np.nonzero(batch.residuals > 0)
-        values = np.round(batch.residuals[case_of, transition].astype(np.float64), 6)
-        kept = values > 0
-        case_of, transition, values = case_of[kept], transition[kept], values[kept]
-        texts = _numbers(values.tolist())
-        maps = self._residual_maps(len(snap), case_of, transition, texts)
-        tops = self._top_lists(len(snap), case_of, transition, values, texts)
+        maps, tops = self._residual_texts(len(snap), batch.residuals)
         template = self._template(threshold, source_topic, now)
         scores = batch.scores.tolist()
         rounded = _numbers([round(s, 6) for s in scores])
@@ -133,6 +126,21 @@ class RecordEncoder:
             + b',"source":{"topic":'
             + constant(source_topic)
             + b',"partition":%b,"offset":%b},"unknown_activities":%b}'
+        )
+
+    def _residual_texts(
+        self, n_cases: int, residuals: np.ndarray[Any, Any]
+    ) -> tuple[list[bytes], list[bytes]]:
+        """Each case's residual map and top transitions, the insides of their JSON brackets."""
+        # Only the nonzero residuals are rounded and written; rounding turns some into zeros.
+        case_of, transition = np.nonzero(residuals > 0)
+        values = np.round(residuals[case_of, transition].astype(np.float64), 6)
+        kept = values > 0
+        case_of, transition, values = case_of[kept], transition[kept], values[kept]
+        texts = _numbers(values.tolist())
+        return (
+            self._residual_maps(n_cases, case_of, transition, texts),
+            self._top_lists(n_cases, case_of, transition, values, texts),
         )
 
     def _residual_maps(
