@@ -7,6 +7,7 @@ a subprocess (a separate process, like a real broker).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE = ROOT / "service"
@@ -160,3 +162,17 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("model") / "test.onnx"
     train(read_log(BUNDLED_LOG), out, TrainOptions(name="test", version="0"), source="bundled")
     return out
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    """The command configures process-wide logging; the tests after it expect it unchanged."""
+    config = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        structlog.configure(**config)
+        root.handlers[:] = handlers
+        root.setLevel(level)

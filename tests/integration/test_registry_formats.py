@@ -7,7 +7,6 @@ daemon in-process, on a thread: the test's serializers and the daemon share the 
 
 from __future__ import annotations
 
-import logging
 import threading
 import uuid
 from collections.abc import Iterator
@@ -18,7 +17,6 @@ from typing import Any
 import confluent_kafka
 import msgspec
 import pytest
-import structlog
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -111,20 +109,6 @@ def _produce_raw(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]])
 
 def _headers(record: Record) -> dict[str, str]:
     return {name: value.decode() for name, value in record.headers.items()}
-
-
-@pytest.fixture
-def restored_logging() -> Iterator[None]:
-    """The command configures process-wide logging; the tests after it expect it unchanged."""
-    config = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        yield
-    finally:
-        structlog.configure(**config)
-        root.handlers[:] = handlers
-        root.setLevel(level)
 
 
 def test_avro_events_in_avro_evaluations_out_bad_values_to_the_dead_letter_topic(

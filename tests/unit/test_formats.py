@@ -5,15 +5,12 @@ Each test takes its own ``mock://`` scope: one registry client (and store) per c
 
 from __future__ import annotations
 
-import logging
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 import pytest
-import structlog
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -59,20 +56,6 @@ def _decoder(fmt: str, registry: dict[str, str], fields: FieldNames = DEFAULT_FI
 
 def _plain(event: StreamingEvent) -> tuple[Any, ...]:
     return (event.case_id, event.name, event.timestamp, event.attributes, event.close)
-
-
-@pytest.fixture
-def restored_logging() -> Iterator[None]:
-    """The command configures process-wide logging; the tests after it expect it unchanged."""
-    config = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        yield
-    finally:
-        structlog.configure(**config)
-        root.handlers[:] = handlers
-        root.setLevel(level)
 
 
 @pytest.mark.parametrize("fmt", ["avro", "protobuf", "json_schema"])
