@@ -164,9 +164,9 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def restored_logging() -> Iterator[None]:
-    """The command configures process-wide logging; the tests after it expect it unchanged."""
+    """Commands configure process-wide logging (level, format); each test starts from the same."""
     config = structlog.get_config()
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
