@@ -141,6 +141,15 @@ def test_check_model_defaults_to_the_bundled_model(capsys: pytest.CaptureFixture
     assert capsys.readouterr().out.splitlines()[-1].startswith("OK: reference ")
 
 
+def test_check_model_defaults_to_the_daemons_model_path(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Run inside the daemon's container, check-model checks the model the daemon would load.
+    monkeypatch.setenv("CASEWATCH_MODEL_PATH", str(tiny_model))
+    assert main(["check-model"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("OK: tiny 1, ")
+
+
 def test_check_model_verdict_on_a_bad_model(
     tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

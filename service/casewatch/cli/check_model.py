@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from casewatch.offline.logs import Trace
 from casewatch.offline.replay import Policy, replay
 from casewatch.scoring.contract import Contract
 from casewatch.scoring.scorer import Scorer
-from casewatch.settings import bundled_model_path
+from casewatch.settings import bundled_model_path, env_name
 
 _SHOWN_ACTIVITIES = 6
 _POLICIES: tuple[Policy, ...] = ("close", "every-event")
@@ -31,7 +32,7 @@ _PROBE_EVENTS = 3
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "model", type=Path, nargs="?", metavar="MODEL",
-        help="ONNX scorer (default: the reference model bundled with casewatch)",
+        help="ONNX scorer (default: $CASEWATCH_MODEL_PATH, else the bundled reference model)",
     )  # fmt: skip
     parser.add_argument(
         "--contract", type=Path, metavar="PATH", help="contract file for models without one"
@@ -93,8 +94,14 @@ def verdict(contract: Contract) -> str:
     )
 
 
+def _default_model() -> Path:
+    """The model the daemon would load here: its setting when set, else the bundled one."""
+    configured = os.environ.get(env_name("model_path"), "").strip()
+    return Path(configured) if configured else bundled_model_path()
+
+
 def run(args: argparse.Namespace) -> int:
-    model: Path = args.model if args.model is not None else bundled_model_path()
+    model: Path = args.model if args.model is not None else _default_model()
     try:
         scorer = Scorer(model, contract_path=args.contract)
         _probe(scorer)
