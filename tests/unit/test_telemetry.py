@@ -102,6 +102,24 @@ def test_known_labels_are_pre_resolved(telemetry: Telemetry) -> None:
     assert set(telemetry.rebalances_by_kind) == {"assign", "revoke", "lost"}
 
 
+def test_threshold_is_exported_from_the_model_load_on(telemetry: Telemetry) -> None:
+    # A quiet stream must not hide the threshold from the dashboards until a case is scored.
+    telemetry.set_model("reference", "1", "ab" * 32, threshold=2.5)
+    assert telemetry.registry.get_sample_value(
+        "casewatch_threshold", {"model": "reference", "version": "1"}
+    ) == pytest.approx(2.5)
+    telemetry.set_model("reference", "2", "cd" * 32, threshold=3.0)
+    assert (
+        telemetry.registry.get_sample_value(
+            "casewatch_threshold", {"model": "reference", "version": "1"}
+        )
+        is None
+    )
+    assert telemetry.registry.get_sample_value(
+        "casewatch_threshold", {"model": "reference", "version": "2"}
+    ) == pytest.approx(3.0)
+
+
 def test_serve_metrics_and_probes(telemetry: Telemetry) -> None:
     telemetry.events_consumed.inc(5)
     telemetry.count_invalid("not_json")

@@ -66,7 +66,9 @@ def start_telemetry(settings: Settings, evaluator: Evaluator) -> tuple[Telemetry
     """Metrics and probes, served before the daemon starts; returns them with host and port."""
     telemetry = Telemetry(invalid_reasons=invalid_reasons(settings.input_format))
     identity = evaluator.identity
-    telemetry.set_model(identity.name, identity.version, identity.sha256)
+    telemetry.set_model(
+        identity.name, identity.version, identity.sha256, threshold=evaluator.threshold
+    )
     telemetry.set_model_loaded(True)
     host, port = telemetry.serve(settings.metrics_host, settings.metrics_port)
     return telemetry, host, port

@@ -104,7 +104,7 @@ class ModelReloader:
             return False
         migrated = self._evaluator.swap_scorer(scorer)
         new = scorer.identity
-        self._telemetry.set_model(new.name, new.version, new.sha256)
+        self._telemetry.set_model(new.name, new.version, new.sha256, threshold=scorer.threshold)
         log.info(
             "model_loaded",
             name=new.name,

@@ -29,6 +29,9 @@ class Evaluator(Protocol):
     def identity(self) -> ModelIdentity: ...
 
     @property
+    def threshold(self) -> float: ...
+
+    @property
     def unknown_activity_events(self) -> int: ...
 
     @property

@@ -29,6 +29,7 @@ from prometheus_client import (
     disable_created_metrics,
 )
 
+from casewatch.events import ModelIdentity
 from casewatch.telemetry.health import Health
 from casewatch.telemetry.histograms import BatchHistogram
 from casewatch.telemetry.model_series import ModelSeries
@@ -230,8 +231,12 @@ class Metrics:
         self.last_commit_timestamp.set(self._last_commit)
         self.commits.inc()
 
-    def set_model(self, name: str, version: str, sha256: str) -> None:
+    def set_model(
+        self, name: str, version: str, sha256: str, *, threshold: float | None = None
+    ) -> None:
         self.model.info({"name": name, "version": version, "sha256": sha256})
+        if threshold is not None:
+            self.model_series.use(ModelIdentity(name, version, sha256), threshold)
 
 
 class Telemetry(Metrics):

@@ -1,7 +1,8 @@
 """The scorer's threshold and the activities anomalies are blamed on, as Prometheus series.
 
 Both are read off the published evaluations, which carry their model, its threshold and their
-top transitions. A blamed transition is always one of the model contract's activities (the
+top transitions; the threshold is also set when a model is loaded, so it is there before the
+first case is scored. A blamed transition is always one of the model contract's activities (the
 record builder names residuals by the contract's list), so the ``activity`` label set is bounded
 by the contract, not by what producers send; events with activities the model does not know are
 counted by ``casewatch_unknown_activities_total`` instead. A model reload may add its own names;
@@ -17,7 +18,7 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from casewatch.events import StreamingEvaluation
+from casewatch.events import ModelIdentity, StreamingEvaluation
 
 OTHER: Final = "other"
 # Far above any process model's activity count (the bundled one has 25): a guard against a
@@ -63,14 +64,17 @@ class ModelSeries:
             self._child(activity).inc(count)
 
     def _use_model(self, evaluation: StreamingEvaluation) -> None:
-        identity = evaluation.model
+        self.use(evaluation.model, evaluation.threshold)
+
+    def use(self, identity: ModelIdentity, threshold: float) -> None:
+        """The threshold line of the model now in use."""
         model = (identity.name, identity.version)
         if self._model is not None and self._model != model:
             # One threshold line at a time: a series per model ever loaded would mislead.
             self.threshold.remove(*self._model)
         self._model = model
         self.sha256 = identity.sha256
-        self.threshold.labels(*model).set(evaluation.threshold)
+        self.threshold.labels(*model).set(threshold)
 
     def _child(self, activity: str) -> Counter:
         child = self._by_activity.get(activity)
