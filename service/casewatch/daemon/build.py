@@ -59,6 +59,7 @@ def load_evaluator(settings: Settings) -> StreamingEvaluator:
         max_open_cases=settings.max_open_cases,
         track_changes=True,
         isolate_scoring_failures=True,
+        alert_after=settings.alert_after if settings.alert_topic is not None else None,
     )
 
 
@@ -99,6 +100,7 @@ def loop_options(settings: Settings) -> LoopOptions:
         max_batch_wait=settings.max_batch_wait_ms / 1000,
         shutdown_timeout=settings.shutdown_timeout_seconds,
         exactly_once=settings.processing_guarantee == "exactly_once",
+        alert_topic=settings.alert_topic,
     )
 
 
@@ -200,6 +202,7 @@ def _topics_check(
         changelog_topic(settings),
         admin_config(settings.client_options()),
         timeout=settings.startup_timeout_seconds,
+        alert_topic=settings.alert_topic,
         stopping=stop,
         heartbeat=telemetry.heartbeat,
     )

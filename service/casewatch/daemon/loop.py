@@ -26,12 +26,14 @@ from casewatch.errors import DeliveryFailure
 from casewatch.events import StreamingEvaluation, StreamingEvent
 from casewatch.kafka import clients
 from casewatch.kafka.errors import is_fatal, kafka_errors, to_casewatch
+from casewatch.scoring.alerts import CaseAlert
 from casewatch.scoring.isolation import ScoringFailure
 from casewatch.telemetry.logging import get_logger
 
 log = get_logger(__name__)
 
 _CHECKPOINT_FLUSH_SECONDS = 5.0
+_ALERTS = msgspec.json.Encoder()  # alerts are JSON whatever the evaluations' format
 
 
 class Daemon:
@@ -81,6 +83,7 @@ class Daemon:
             input_topic=o.input_topic,
             output_topic=o.output_topic,
             changelog_topic=o.changelog_topic,
+            alert_topic=o.alert_topic,
             partitions=partitions,
             processing_guarantee="exactly_once" if o.exactly_once else "at_least_once",
         )
@@ -149,6 +152,18 @@ class Daemon:
         for evaluation in evaluations:
             produce(topic, evaluation.case_id.encode(), encode(evaluation))
         self.metrics.evaluations(evaluations, consumed_at)
+        if self.evaluator.case_alerts:
+            self._publish_alerts(self.evaluator.case_alerts)
+
+    def _publish_alerts(self, alerts: list[CaseAlert]) -> None:
+        """After the evaluations that raised them: same transaction, or flushed before the same
+        checkpoint commits (``casewatch.scoring.alerts``)."""
+        topic, produce, encode = self.options.alert_topic, self.outputs.produce, _ALERTS.encode
+        if topic is not None:
+            for alert in alerts:
+                produce(topic, alert.case_id.encode(), encode(alert))
+            self.metrics.alerts(alerts)
+        alerts.clear()
 
     def _dead_letter_failures(self, failures: list[ScoringFailure]) -> None:
         """Cases the model failed on: an error record each instead of an evaluation."""

@@ -16,6 +16,7 @@ from casewatch.daemon.model_reload import ModelReloader
 from casewatch.daemon.rebalance import Rebalance
 from casewatch.events import ModelIdentity, StreamingEvaluation, StreamingEvent
 from casewatch.kafka.producer import OutputProducer
+from casewatch.scoring.alerts import CaseAlert
 from casewatch.scoring.isolation import ScoringFailure
 from casewatch.scoring.scorer import Scorer
 from casewatch.state.changes import StateChanges
@@ -36,6 +37,9 @@ class Evaluator(Protocol):
 
     @property
     def scoring_failures(self) -> list[ScoringFailure]: ...
+
+    @property
+    def case_alerts(self) -> list[CaseAlert]: ...
 
     def on_events(
         self,
@@ -81,6 +85,7 @@ class LoopOptions:
     max_batch_wait: float  # seconds
     shutdown_timeout: float  # seconds
     exactly_once: bool = False
+    alert_topic: str | None = None  # None: no case alerts
 
 
 class StopRequest:
