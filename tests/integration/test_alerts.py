@@ -268,3 +268,21 @@ def test_exactly_once_a_kill_before_the_commit_leaves_one_alert_each(
     assert sorted(keys(uncommitted_alerts)) == sorted(expected)
     assert sorted(keys(alerts)) == sorted(expected)
     assert len({alert.alert_id for alert in alerts}) == len(alerts)
+
+
+def test_a_missing_alert_topic_is_created_at_start_up(
+    kafka_bootstrap: str, topics: dict[str, str], model_path: Path, tmp_path: Path
+) -> None:
+    alert_topics = {**topics, "alerts": topics["output"].removesuffix("-out") + "-new-alerts"}
+    events = case_events(30)
+    expected = expected_alerts(verdicts(model_path, events), 1)
+    daemon = alert_daemon(kafka_bootstrap, alert_topics, model_path, tmp_path, 1)
+    try:
+        daemon.start().wait_ready(60)
+        produce_events(kafka_bootstrap, alert_topics["input"], events)
+        alerts = read_alerts(kafka_bootstrap, alert_topics, len(expected))
+        started = [e for e in daemon.log_events() if e.get("event") == "daemon_started"]
+    finally:
+        daemon.kill()
+    assert started and started[0]["alert_topic"] == alert_topics["alerts"]
+    assert sorted(keys(alerts)) == sorted(expected)
