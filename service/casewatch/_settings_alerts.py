@@ -28,7 +28,8 @@ class AlertSettings(FormatSettings):
         None,
         description=(
             "Topic of case alerts: one `opened` record when a case is first judged anomalous, a "
-            "`closed` update when that case leaves memory (JSON, keyed by case id)."
+            "`closed` update when that case leaves memory; keyed by case id, JSON (Avro when the "
+            "evaluations are)."
         ),
         json_schema_extra={"doc_default": "(none: no alerts)"},
     )

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import json
+
+import fastavro
 import msgspec
 import numpy as np
 import pytest
 
 from casewatch.events import ModelIdentity, Source, StreamingEvaluation, Trigger
+from casewatch.kafka.registry import EVALUATION_AVRO, schema_text
 from casewatch.scoring.alerts import AlertJudge, CaseAlert, alert_id
+from casewatch.scoring.avro_alerts import alert_schema
 from casewatch.state.columns import STREAK_MAX
 from casewatch.state.store import CaseStore, StoreShape
 
@@ -175,3 +181,19 @@ def test_the_alert_record_carries_the_whole_evaluation_and_a_stable_id() -> None
     again.evaluate("A")
     assert again.alerts[0].alert_id == alert.alert_id
     assert msgspec.json.decode(msgspec.json.encode(alert), type=CaseAlert) == alert
+
+
+def test_the_avro_alert_schema_wraps_the_evaluation_schema_and_covers_every_field() -> None:
+    schema = json.loads(alert_schema())
+    fields = {field["name"]: field["type"] for field in schema["fields"]}
+    assert set(fields) == set(CaseAlert.__struct_fields__)
+    # Whatever the evaluation schema gains, the alert's evaluation gains too.
+    assert fields["evaluation"] == json.loads(schema_text(EVALUATION_AVRO))
+    parsed = fastavro.parse_schema(schema)
+    case = Case(1)
+    case.evaluate("A")
+    record = msgspec.to_builtins(case.alerts[0])
+    written = io.BytesIO()
+    fastavro.schemaless_writer(written, parsed, record)
+    written.seek(0)
+    assert fastavro.schemaless_reader(written, parsed) == record

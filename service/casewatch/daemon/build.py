@@ -24,7 +24,12 @@ from casewatch.daemon.model_reload import ModelFile, ModelReloader
 from casewatch.daemon.parts import EvaluationEncoder, Evaluator, LoopOptions, Parts, StopRequest
 from casewatch.daemon.rebalance import Rebalance, report
 from casewatch.daemon.startup import prepare_topics
-from casewatch.daemon.wire_formats import evaluation_encoder, event_decoder, invalid_reasons
+from casewatch.daemon.wire_formats import (
+    alert_encoder,
+    evaluation_encoder,
+    event_decoder,
+    invalid_reasons,
+)
 from casewatch.kafka.config import (
     admin_config,
     consumer_config,
@@ -157,6 +162,9 @@ def build_daemon(settings: Settings, evaluator: Evaluator, telemetry: Telemetry)
         stop=stop,
         prepare_topics=_topics_check(settings, stop, telemetry),
         encoder=_encoder(settings),
+        alert_encoder=alert_encoder(
+            settings.output_format, topic=settings.alert_topic, registry=settings.registry_config()
+        ),
     )
     return Daemon(options, parts)
 

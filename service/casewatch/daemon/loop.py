@@ -21,7 +21,7 @@ import confluent_kafka
 import msgspec
 
 from casewatch.daemon.dead_letter import scoring_failure
-from casewatch.daemon.parts import EvaluationEncoder, LoopOptions, Parts
+from casewatch.daemon.parts import AlertEncoder, EvaluationEncoder, LoopOptions, Parts
 from casewatch.errors import DeliveryFailure
 from casewatch.events import StreamingEvaluation, StreamingEvent
 from casewatch.kafka import clients
@@ -33,7 +33,6 @@ from casewatch.telemetry.logging import get_logger
 log = get_logger(__name__)
 
 _CHECKPOINT_FLUSH_SECONDS = 5.0
-_ALERTS = msgspec.json.Encoder()  # alerts are JSON whatever the evaluations' format
 
 
 class Daemon:
@@ -54,6 +53,7 @@ class Daemon:
         self._stop = parts.stop
         self._prepare_topics = parts.prepare_topics
         self.encoder: EvaluationEncoder = parts.encoder or msgspec.json.Encoder()
+        self.alert_encoder: AlertEncoder = parts.alert_encoder or msgspec.json.Encoder()
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -158,7 +158,11 @@ class Daemon:
     def _publish_alerts(self, alerts: list[CaseAlert]) -> None:
         """After the evaluations that raised them: same transaction, or flushed before the same
         checkpoint commits (``casewatch.scoring.alerts``)."""
-        topic, produce, encode = self.options.alert_topic, self.outputs.produce, _ALERTS.encode
+        topic, produce, encode = (
+            self.options.alert_topic,
+            self.outputs.produce,
+            self.alert_encoder.encode,
+        )
         if topic is not None:
             for alert in alerts:
                 produce(topic, alert.case_id.encode(), encode(alert))

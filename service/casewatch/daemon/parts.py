@@ -72,6 +72,12 @@ class EvaluationEncoder(Protocol):
     def encode(self, evaluation: StreamingEvaluation, /) -> bytes: ...
 
 
+class AlertEncoder(Protocol):
+    """Turns a case alert into the alert record's value (JSON, or Avro with Avro evaluations)."""
+
+    def encode(self, alert: CaseAlert, /) -> bytes: ...
+
+
 @dataclass(frozen=True)
 class LoopOptions:
     """The plain values the loop itself runs on."""
@@ -121,3 +127,5 @@ class Parts:
     prepare_topics: Callable[[], int | None]
     # None: JSON (``msgspec.json.Encoder``); ``casewatch.scoring.avro_output`` for Avro.
     encoder: EvaluationEncoder | None = None
+    # None: JSON; ``casewatch.scoring.avro_alerts`` when the evaluations are Avro.
+    alert_encoder: AlertEncoder | None = None
