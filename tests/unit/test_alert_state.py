@@ -165,3 +165,21 @@ def test_without_alert_after_nothing_is_collected(tiny_model: Path) -> None:
     evaluator = StreamingEvaluator(tiny_model, score_on_every_event=True)
     evaluator.on_events(case("bad", ANOMALOUS))
     assert evaluator.case_alerts == []
+
+
+def test_close_case_sends_the_closed_update_and_leaves_a_clean_row(tiny_model: Path) -> None:
+    evaluator = StreamingEvaluator(tiny_model, score_on_every_event=True, alert_after=1)
+    evaluator.on_events(case("bad", "ACB", close=False))
+    closed = evaluator.close_case("bad")
+    assert closed is not None and closed.trigger == "close"
+    assert summary(evaluator.case_alerts) == [
+        ("bad", "opened", 2, "event"),
+        ("bad", "closed", 3, "close"),
+    ]
+    # The next case takes the released row: it starts with no streak and no alert.
+    evaluator.on_events([ev("next", "A", 9)])
+    row = evaluator.store.index["next"]
+    assert (int(evaluator.store.anomalous_streak[row]), bool(evaluator.store.alerted[row])) == (
+        0,
+        False,
+    )

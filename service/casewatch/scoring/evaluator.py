@@ -157,9 +157,9 @@ class StreamingEvaluator:
         if row is None:
             return None
         rows = np.array([row], dtype=np.int64)
-        part = self._due(rows, [case_id], ["close"], True)
-        self._release(rows)
-        return next(iter(self._evaluate([part], None)), None)
+        evaluations = self._evaluate([self._due(rows, [case_id], ["close"], True)], None)
+        self._release(rows)  # after the evaluation: its alert state is read from the row
+        return next(iter(evaluations), None)
 
     # -- the batch API -------------------------------------------------------------------------
 
