@@ -50,17 +50,35 @@ def test_other_model_shape_and_truncation_are_refused() -> None:
         decode_state(SHAPE, payload[:30])
 
 
-# Records as version 1 writes them: a changelog written before any change of this build must
-# still decode, and the same state must encode to the same bytes.
-GOLDEN = bytes.fromhex(
+# Records as version 1 wrote them, before cases carried alert state: a changelog written then
+# must still decode, with empty alert state.
+GOLDEN_V1 = bytes.fromhex(
     "010600040002010105000000000000000100000000000000000059400000000000005a40000000000000"
     "1e400300000028000000000000002c00000000000000030000000100000002000200000005000100000006"
     "00020002000500010004000100040002000400000004000000484101000000"
 )
 WIDE_SHAPE = StoreShape(activities=300, sequence_length=3)
-WIDE_GOLDEN = bytes.fromhex(
+WIDE_GOLDEN_V1 = bytes.fromhex(
     "012c01030000000004000000000000000100000000000000000018400000000000002040000000000000"
     "00400100000009000000000000000c0000000000000002000700020000002b010100000007002c010700"
+)
+# The same states as version 2 writes them: the version 1 bytes with the alert state (u8 streak,
+# bool alerted) after the scalars. The same state must always encode to the same bytes.
+GOLDEN = bytes.fromhex(
+    "020600040002010105000000000000000100000000000000000059400000000000005a40000000000000"
+    "1e400300000028000000000000002c000000000000000000030000000100000002000200000005000100"
+    "00000600020002000500010004000100040002000400000004000000484101000000"
+)
+WIDE_GOLDEN = bytes.fromhex(
+    "022c01030000000004000000000000000100000000000000000018400000000000002040000000000000"
+    "00400100000009000000000000000c00000000000000000002000700020000002b010100000007002c01"
+    "0700"
+)
+# ``filled_store``'s case after three anomalous evaluations that raised its alert.
+ALERTED_GOLDEN = bytes.fromhex(
+    "020600040002010105000000000000000100000000000000000059400000000000005a40000000000000"
+    "1e400300000028000000000000002c000000000000000301030000000100000002000200000005000100"
+    "00000600020002000500010004000100040002000400000004000000484101000000"
 )
 
 
@@ -77,16 +95,41 @@ def wide_store() -> tuple[CaseStore, int]:
     return store, row
 
 
-def test_encoding_is_byte_identical_to_version_one() -> None:
+def test_encoding_is_byte_identical_to_version_two() -> None:
     store, row = filled_store()
     assert encode_row(store, row) == GOLDEN
     wide, wide_row = wide_store()
     assert encode_row(wide, wide_row) == WIDE_GOLDEN
+    store.anomalous_streak[row], store.alerted[row] = 3, True
+    assert encode_row(store, row) == ALERTED_GOLDEN
+
+
+def test_alert_state_round_trips() -> None:
+    restored = CaseStore(SHAPE)
+    row = restored.restore("c", decode_state(SHAPE, ALERTED_GOLDEN))
+    assert (int(restored.anomalous_streak[row]), bool(restored.alerted[row])) == (3, True)
+    assert encode_row(restored, row) == ALERTED_GOLDEN
+
+
+@pytest.mark.parametrize("golden", [GOLDEN_V1, GOLDEN], ids=["version-1", "version-2"])
+def test_records_of_cases_that_never_alerted_decode_with_empty_alert_state(golden: bytes) -> None:
+    restored = CaseStore(SHAPE)
+    # A row that held an alerted case before: restoring must overwrite its alert state too.
+    row = restored.restore("c", decode_state(SHAPE, ALERTED_GOLDEN))
+    assert restored.restore("c", decode_state(SHAPE, golden)) == row
+    assert (int(restored.anomalous_streak[row]), bool(restored.alerted[row])) == (0, False)
+    # Decoded, then written again: the version 2 record of the same state.
+    assert encode_row(restored, row) == GOLDEN
+
+
+def test_records_of_a_later_version_are_refused() -> None:
+    with pytest.raises(StateFormatError, match="version 3, this build reads 1 to 2"):
+        decode_state(SHAPE, b"\x03" + GOLDEN[1:])
 
 
 def test_version_one_records_decode_to_the_state_they_were_written_from() -> None:
     restored = CaseStore(SHAPE)
-    row = restored.restore("c", decode_state(SHAPE, GOLDEN))
+    row = restored.restore("c", decode_state(SHAPE, GOLDEN_V1))
     assert restored.counts[row].tolist() == [1, 0, 2, 0, 0, 1]
     assert restored.unknown[row] == 1 and restored.n_events[row] == 5
     assert restored.sequences(np.array([row])).tolist() == [[2, 2, 5, 6]]
@@ -97,7 +140,7 @@ def test_version_one_records_decode_to_the_state_they_were_written_from() -> Non
     assert restored.case_numeric[row].tolist() == [12.5]
     assert restored.case_categorical[row].tolist() == [1]
     wide = CaseStore(WIDE_SHAPE)
-    wide_row = wide.restore("w", decode_state(WIDE_SHAPE, WIDE_GOLDEN))
+    wide_row = wide.restore("w", decode_state(WIDE_SHAPE, WIDE_GOLDEN_V1))
     assert wide.counts[wide_row, [7, 299]].tolist() == [2, 1]
     assert wide.unknown[wide_row] == 1
     assert wide.sequences(np.array([wide_row])).tolist() == [[300, 7, 7]]

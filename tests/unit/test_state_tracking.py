@@ -74,7 +74,7 @@ def test_a_record_counting_an_unknown_activity_is_refused(tiny_model: Path) -> N
     original = StreamingEvaluator(tiny_model, track_changes=True)
     original.on_events([event("c", "A", 0)])
     ((_, _, state),) = original.take_state_changes().states
-    header_and_scalars = 8 + 56
+    header_and_scalars = 8 + 58
     nnz = int.from_bytes(state[header_and_scalars : header_and_scalars + 2], "little")
     assert nnz == 1
     # The one (activity, count) pair names activity 999, which this model does not have.

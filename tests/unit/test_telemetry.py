@@ -36,6 +36,7 @@ EXPECTED = {
     "casewatch_assigned_partitions",
     "casewatch_unknown_activities",
     "casewatch_dlq_records",
+    "casewatch_alerts",
     "casewatch_oversized_records",
     "casewatch_scoring_failures",
     "casewatch_unkeyed_events",

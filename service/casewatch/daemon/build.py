@@ -24,7 +24,12 @@ from casewatch.daemon.model_reload import ModelFile, ModelReloader
 from casewatch.daemon.parts import EvaluationEncoder, Evaluator, LoopOptions, Parts, StopRequest
 from casewatch.daemon.rebalance import Rebalance, report
 from casewatch.daemon.startup import prepare_topics
-from casewatch.daemon.wire_formats import evaluation_encoder, event_decoder, invalid_reasons
+from casewatch.daemon.wire_formats import (
+    alert_encoder,
+    evaluation_encoder,
+    event_decoder,
+    invalid_reasons,
+)
 from casewatch.kafka.config import (
     admin_config,
     consumer_config,
@@ -59,6 +64,7 @@ def load_evaluator(settings: Settings) -> StreamingEvaluator:
         max_open_cases=settings.max_open_cases,
         track_changes=True,
         isolate_scoring_failures=True,
+        alert_after=settings.alert_after if settings.alert_topic is not None else None,
     )
 
 
@@ -101,6 +107,7 @@ def loop_options(settings: Settings) -> LoopOptions:
         max_batch_wait=settings.max_batch_wait_ms / 1000,
         shutdown_timeout=settings.shutdown_timeout_seconds,
         exactly_once=settings.processing_guarantee == "exactly_once",
+        alert_topic=settings.alert_topic,
     )
 
 
@@ -157,6 +164,9 @@ def build_daemon(settings: Settings, evaluator: Evaluator, telemetry: Telemetry)
         stop=stop,
         prepare_topics=_topics_check(settings, stop, telemetry),
         encoder=_encoder(settings),
+        alert_encoder=alert_encoder(
+            settings.output_format, topic=settings.alert_topic, registry=settings.registry_config()
+        ),
     )
     return Daemon(options, parts)
 
@@ -202,6 +212,7 @@ def _topics_check(
         changelog_topic(settings),
         admin_config(settings.client_options()),
         timeout=settings.startup_timeout_seconds,
+        alert_topic=settings.alert_topic,
         stopping=stop,
         heartbeat=telemetry.heartbeat,
     )

@@ -21,11 +21,12 @@ import confluent_kafka
 import msgspec
 
 from casewatch.daemon.dead_letter import scoring_failure
-from casewatch.daemon.parts import EvaluationEncoder, LoopOptions, Parts
+from casewatch.daemon.parts import AlertEncoder, EvaluationEncoder, LoopOptions, Parts
 from casewatch.errors import DeliveryFailure
 from casewatch.events import StreamingEvaluation, StreamingEvent
 from casewatch.kafka import clients
 from casewatch.kafka.errors import is_fatal, kafka_errors, to_casewatch
+from casewatch.scoring.alerts import CaseAlert
 from casewatch.scoring.isolation import ScoringFailure
 from casewatch.telemetry.logging import get_logger
 
@@ -52,6 +53,7 @@ class Daemon:
         self._stop = parts.stop
         self._prepare_topics = parts.prepare_topics
         self.encoder: EvaluationEncoder = parts.encoder or msgspec.json.Encoder()
+        self.alert_encoder: AlertEncoder = parts.alert_encoder or msgspec.json.Encoder()
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -81,6 +83,7 @@ class Daemon:
             input_topic=o.input_topic,
             output_topic=o.output_topic,
             changelog_topic=o.changelog_topic,
+            alert_topic=o.alert_topic,
             partitions=partitions,
             processing_guarantee="exactly_once" if o.exactly_once else "at_least_once",
         )
@@ -149,6 +152,22 @@ class Daemon:
         for evaluation in evaluations:
             produce(topic, evaluation.case_id.encode(), encode(evaluation))
         self.metrics.evaluations(evaluations, consumed_at)
+        if self.evaluator.case_alerts:
+            self._publish_alerts(self.evaluator.case_alerts)
+
+    def _publish_alerts(self, alerts: list[CaseAlert]) -> None:
+        """After the evaluations that raised them: same transaction, or flushed before the same
+        checkpoint commits (``casewatch.scoring.alerts``)."""
+        topic, produce, encode = (
+            self.options.alert_topic,
+            self.outputs.produce,
+            self.alert_encoder.encode,
+        )
+        if topic is not None:
+            for alert in alerts:
+                produce(topic, alert.case_id.encode(), encode(alert))
+            self.metrics.alerts(alerts)
+        alerts.clear()
 
     def _dead_letter_failures(self, failures: list[ScoringFailure]) -> None:
         """Cases the model failed on: an error record each instead of an evaluation."""

@@ -16,6 +16,7 @@ from casewatch.daemon.model_reload import ModelReloader
 from casewatch.daemon.rebalance import Rebalance
 from casewatch.events import ModelIdentity, StreamingEvaluation, StreamingEvent
 from casewatch.kafka.producer import OutputProducer
+from casewatch.scoring.alerts import CaseAlert
 from casewatch.scoring.isolation import ScoringFailure
 from casewatch.scoring.scorer import Scorer
 from casewatch.state.changes import StateChanges
@@ -39,6 +40,9 @@ class Evaluator(Protocol):
 
     @property
     def scoring_failures(self) -> list[ScoringFailure]: ...
+
+    @property
+    def case_alerts(self) -> list[CaseAlert]: ...
 
     def on_events(
         self,
@@ -71,6 +75,12 @@ class EvaluationEncoder(Protocol):
     def encode(self, evaluation: StreamingEvaluation, /) -> bytes: ...
 
 
+class AlertEncoder(Protocol):
+    """Turns a case alert into the alert record's value (JSON, or Avro with Avro evaluations)."""
+
+    def encode(self, alert: CaseAlert, /) -> bytes: ...
+
+
 @dataclass(frozen=True)
 class LoopOptions:
     """The plain values the loop itself runs on."""
@@ -84,6 +94,7 @@ class LoopOptions:
     max_batch_wait: float  # seconds
     shutdown_timeout: float  # seconds
     exactly_once: bool = False
+    alert_topic: str | None = None  # None: no case alerts
 
 
 class StopRequest:
@@ -119,3 +130,5 @@ class Parts:
     prepare_topics: Callable[[], int | None]
     # None: JSON (``msgspec.json.Encoder``); ``casewatch.scoring.avro_output`` for Avro.
     encoder: EvaluationEncoder | None = None
+    # None: JSON; ``casewatch.scoring.avro_alerts`` when the evaluations are Avro.
+    alert_encoder: AlertEncoder | None = None

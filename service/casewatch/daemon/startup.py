@@ -2,7 +2,8 @@
 
 - Unknown ``CASEWATCH_*`` variables are warned about by name, with the closest known name: a
   misspelt setting would otherwise be silently ignored.
-- The input topic is looked up and the changelog made to match it (``casewatch.state.changelog``).
+- The input topic is looked up and the changelog made to match it (``casewatch.state.changelog``);
+  the alert topic, when set, is created if missing (``casewatch.daemon.alert_topic``).
   A broker that cannot be reached, or an input topic that does not exist yet, is retried with
   exponential backoff up to ``startup_timeout_seconds``; each retry logs the cause librdkafka
   reported as one structured line (``startup_waiting``), then start-up fails with one line.
@@ -14,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from casewatch.daemon.alert_topic import ensure_alert_topic
 from casewatch.errors import KafkaFailure
 from casewatch.kafka.reachability import BrokersUnreachable, cluster_metadata
 from casewatch.settings import closest_env_name, unknown_env_names
@@ -50,6 +52,7 @@ def prepare_topics(
     admin_config: dict[str, Any],
     *,
     timeout: float,
+    alert_topic: str | None = None,
     stopping: Callable[[], bool] = lambda: False,
     heartbeat: Callable[[], None] = lambda: None,
     sleep: Callable[[float], None] = time.sleep,
@@ -72,7 +75,7 @@ def prepare_topics(
         try:
             left = deadline - clock()
             wait_at_most = min(_ATTEMPT_SECONDS, max(left / 3, 0.5))
-            return _attempt(input_topic, changelog, admin_config, wait_at_most)
+            return _attempt(input_topic, changelog, admin_config, wait_at_most, alert_topic)
         except _NotReady as exc:
             left = deadline - clock()
             if left <= 0:
@@ -99,7 +102,11 @@ def prepare_topics(
 
 
 def _attempt(
-    input_topic: str, changelog: ChangelogTopic, admin_config: dict[str, Any], timeout: float
+    input_topic: str,
+    changelog: ChangelogTopic,
+    admin_config: dict[str, Any],
+    timeout: float,
+    alert_topic: str | None = None,
 ) -> int:
     try:
         admin, metadata = cluster_metadata(admin_config, timeout=timeout)
@@ -111,4 +118,6 @@ def _attempt(
         raise _NotReady(f"input topic {input_topic!r} is not available", cause)
     partitions = len(topic.partitions)
     ensure_changelog(changelog, admin_config, admin, metadata, partitions, timeout)
+    if alert_topic is not None:
+        ensure_alert_topic(alert_topic, admin_config, admin, metadata, partitions, timeout)
     return partitions

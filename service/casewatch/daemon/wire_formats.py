@@ -12,8 +12,9 @@ from collections.abc import Mapping
 
 from casewatch.daemon.decode import INVALID_REASONS, EventDecoder, FieldNames
 from casewatch.daemon.formats import REGISTRY_REASONS, RegistryEventDecoder, registry_deserializer
-from casewatch.daemon.parts import EvaluationEncoder
+from casewatch.daemon.parts import AlertEncoder, EvaluationEncoder
 from casewatch.kafka.registry import check_reachable, registry_client
+from casewatch.scoring.avro_alerts import AvroAlertEncoder
 from casewatch.scoring.avro_output import AvroEvaluationEncoder
 
 
@@ -55,4 +56,13 @@ def evaluation_encoder(
     return AvroEvaluationEncoder(client, topic)
 
 
-__all__ = ["evaluation_encoder", "event_decoder", "invalid_reasons"]
+def alert_encoder(
+    output_format: str, *, topic: str | None, registry: Mapping[str, str]
+) -> AlertEncoder | None:
+    """Alerts follow the evaluations' format; None for JSON (or no alert topic)."""
+    if output_format == "json" or topic is None:
+        return None
+    return AvroAlertEncoder(registry_client(registry), topic)
+
+
+__all__ = ["alert_encoder", "evaluation_encoder", "event_decoder", "invalid_reasons"]

@@ -5,7 +5,7 @@ every event; cases idle past the TTL in their partition's stream time (``expire`
 ``casewatch.state.stream_time``); the least recently seen cases when the open case bound is
 exceeded.
 Every case that leaves memory gets a final evaluation (or, when the model fails on it, a record
-in ``scoring_failures``: see ``casewatch.scoring.isolation``).
+in ``scoring_failures``: see ``casewatch.scoring.isolation``); alerts go to ``case_alerts``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from casewatch.events import ModelIdentity, StreamingEvaluation, StreamingEvent, Trigger
+from casewatch.scoring.alerts import AlertJudge, CaseAlert
 from casewatch.scoring.features import FeatureGatherer, Snapshot, concat_parts, snapshot
 from casewatch.scoring.isolation import Isolation, ScoringFailure
 from casewatch.scoring.migration import carry_over, same_state_layout, store_shape
@@ -49,6 +50,7 @@ class StreamingEvaluator:
         top_k: int = 3,
         track_changes: bool = False,
         isolate_scoring_failures: bool = False,
+        alert_after: int | None = None,
     ) -> None:
         self.scorer = (
             model
@@ -67,6 +69,8 @@ class StreamingEvaluator:
         self._changes = ChangeTracker() if track_changes else None
         self._isolate = isolate_scoring_failures
         self.scoring_failures: list[ScoringFailure] = []
+        self.case_alerts: list[CaseAlert] = []
+        self._alerts = AlertJudge(alert_after, self.case_alerts)
         self._bind(self.scorer, unknown_so_far=0)
 
     def _bind(self, scorer: Scorer, *, unknown_so_far: int) -> None:
@@ -153,9 +157,9 @@ class StreamingEvaluator:
         if row is None:
             return None
         rows = np.array([row], dtype=np.int64)
-        part = self._due(rows, [case_id], ["close"], True)
-        self._release(rows)
-        return next(iter(self._evaluate([part], None)), None)
+        evaluations = self._evaluate([self._due(rows, [case_id], ["close"], True)], None)
+        self._release(rows)  # after the evaluation: its alert state is read from the row
+        return next(iter(evaluations), None)
 
     # -- the batch API -------------------------------------------------------------------------
 
@@ -285,9 +289,12 @@ class StreamingEvaluator:
         evaluations = self._records.build(
             snap, scores, threshold=self.scorer.threshold, source_topic=source_topic, now=now
         )
+        rows = snap.rows
         if causes is not None and len(causes) > 1:
             # Generations score in generation order; report in the order of the events.
             cause = np.concatenate(causes)
-            order = np.argsort(cause if kept is None else cause[kept], kind="stable").tolist()
-            evaluations = [evaluations[i] for i in order]
+            order = np.argsort(cause if kept is None else cause[kept], kind="stable")
+            evaluations = [evaluations[i] for i in order.tolist()]
+            rows = rows[order]
+        self._alerts.judge(self.store, rows, evaluations)
         return evaluations

@@ -7,7 +7,7 @@ because later events in the same batch may change the row again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +31,8 @@ class Snapshot:
     partition: IntArray
     first_offset: IntArray
     last_offset: IntArray
+    # The store row of each case, still readable for a leaving case (its alert state is there).
+    rows: IntArray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     def __len__(self) -> int:
         return len(self.case_ids)
@@ -50,6 +52,7 @@ class Snapshot:
             partition=np.concatenate([p.partition for p in parts]),
             first_offset=np.concatenate([p.first_offset for p in parts]),
             last_offset=np.concatenate([p.last_offset for p in parts]),
+            rows=np.concatenate([p.rows for p in parts]),
         )
 
 
@@ -104,6 +107,7 @@ def snapshot(
         partition=store.partition[rows].astype(np.int64),
         first_offset=store.first_offset[rows],
         last_offset=store.last_offset[rows],
+        rows=rows,
     )
 
 

@@ -71,6 +71,7 @@ def take(snap: Snapshot, rows: IntArray) -> Snapshot:
         partition=snap.partition[rows],
         first_offset=snap.first_offset[rows],
         last_offset=snap.last_offset[rows],
+        rows=snap.rows[rows],
     )
 
 

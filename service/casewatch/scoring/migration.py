@@ -6,7 +6,8 @@ become the unknown id), exactly as if the events had arrived under the new model
 to, or padded up to, the new length keeping the most recent events. Per-event attribute values
 are translated the same way; an attribute the old model did not keep reads as missing. Numeric
 and categorical case attributes are matched by name. Times, offsets and counts of events carry
-over unchanged, so evaluation ids and the changelog stay consistent.
+over unchanged, so evaluation ids and the changelog stay consistent; so does the alert state, so
+a case that alerted under the old model does not alert again under the new one.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def carry_over(old: CaseStore, old_contract: Contract, new_contract: Contract) -
 
 # Columns whose meaning does not depend on the model.
 _UNCHANGED = ("n_events", "first_time", "last_time", "last_seen", "partition",
-              "first_offset", "last_offset")  # fmt: skip
+              "first_offset", "last_offset", "anomalous_streak", "alerted")  # fmt: skip
 
 
 def _activities(

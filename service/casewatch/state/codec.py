@@ -1,11 +1,12 @@
 """Compact, versioned binary encoding of one case's state, for the state changelog.
 
-Layout (little endian), version 1::
+Layout (little endian), version 2::
 
     header   u8 version, u16 activities T, u16 ring K,
              u8 attributes E, u8 numeric A, u8 categorical C
     scalars  i64 n_events, u32 unknown, f64 first_time, f64 last_time, f64 last_seen,
-             i32 partition, i64 first_offset, i64 last_offset
+             i32 partition, i64 first_offset, i64 last_offset,
+             u8 anomalous_streak, bool alerted                  -- since version 2
     counts   u16 nnz, then nnz x (u16 activity, u32 count)       -- sparse: most counts are 0
     ring     K x u16 activity ids (slot order, as stored)
     attrs    K x E x u16 attribute ids
@@ -13,7 +14,8 @@ Layout (little endian), version 1::
 
 Scalars and arrays follow the store's column declaration (``casewatch.state.columns``), each cell
 written as its column's ``wire`` type. The header's sizes let a reader refuse a record written
-for a model of another shape instead of misreading it.
+for a model of another shape instead of misreading it. Version 1 records (written before the
+alert state existed) still decode: the columns they lack read as empty (no streak, not alerted).
 """
 
 from __future__ import annotations
@@ -31,9 +33,21 @@ from casewatch.errors import CasewatchError
 from casewatch.state.columns import COLUMNS, StoreShape
 from casewatch.state.store import CaseStore, IntArray
 
-VERSION = 1
+VERSION = 2
 _HEADER = struct.Struct("<BHHBBB")
-_SCALARS = struct.Struct("<" + "".join(c.wire for c in COLUMNS if c.scalar))
+# Per readable version: the struct of its scalar block, and the empty value of each scalar
+# column it lacks, by position among the scalars.
+_SCALARS_OF: dict[int, tuple[struct.Struct, tuple[tuple[int, Any], ...]]] = {
+    version: (
+        struct.Struct("<" + "".join(c.wire for c in COLUMNS if c.scalar and c.since <= version)),
+        tuple(
+            (i, c.fill(StoreShape(0, 1)))
+            for i, c in enumerate(c for c in COLUMNS if c.scalar)
+            if c.since > version
+        ),
+    )
+    for version in range(1, VERSION + 1)
+}
 _NNZ = struct.Struct("<H")
 _SPARSE_INDEX = np.dtype("<u2")
 
@@ -58,7 +72,8 @@ def _sparse_dtype(wire: str) -> np.dtype[Any]:
 
 # Scalars precede arrays in the declaration (``casewatch.state.columns``), as in a record.
 _SCALAR_COUNT = sum(c.scalar for c in COLUMNS)
-# The scalar block of a record as one packed numpy record: the same bytes as ``_SCALARS``.
+# The scalar block of a record as one packed numpy record (the same bytes as the current
+# version's scalar struct).
 _SCALAR_RECORD = np.dtype([(c.name, "<" + c.wire) for c in COLUMNS if c.scalar])
 # (wire type, sparse) of each array column; a sparse one's type is the (index, value) pair.
 _ARRAYS = tuple(
@@ -123,15 +138,17 @@ def decode_state(shape: StoreShape, payload: bytes) -> tuple[Any, ...]:
         version, *sizes = _HEADER.unpack_from(payload, 0)
     except struct.error:
         raise StateFormatError("changelog record is truncated") from None
-    if version != VERSION:
-        raise StateFormatError(f"changelog record version {version}, this build reads {VERSION}")
+    if version not in _SCALARS_OF:
+        raise StateFormatError(
+            f"changelog record version {version}, this build reads 1 to {VERSION}"
+        )
     expected = _header(shape)
     if tuple(sizes) != expected:
         raise StateFormatError(
             f"changelog record shape {tuple(sizes)} does not match the model's {expected}"
         )
     try:
-        return _decode_cells(shape, payload)
+        return _decode_cells(shape, payload, version)
     except (struct.error, ValueError):
         raise StateFormatError("changelog record is truncated") from None
     except IndexError:
@@ -155,9 +172,12 @@ def _array_plan(shape: StoreShape) -> tuple[tuple[np.dtype[Any], Any, Any, int],
     return tuple(plan)
 
 
-def _decode_cells(shape: StoreShape, payload: bytes) -> tuple[Any, ...]:
-    cells: list[Any] = list(_SCALARS.unpack_from(payload, _HEADER.size))
-    offset = _HEADER.size + _SCALARS.size
+def _decode_cells(shape: StoreShape, payload: bytes, version: int) -> tuple[Any, ...]:
+    scalars, missing = _SCALARS_OF[version]
+    cells: list[Any] = list(scalars.unpack_from(payload, _HEADER.size))
+    for position, empty in missing:
+        cells.insert(position, empty)
+    offset = _HEADER.size + scalars.size
     # Views of one byte array: slicing costs a fraction of a frombuffer call per column.
     data = np.frombuffer(payload, dtype=np.uint8)
     length = len(data)

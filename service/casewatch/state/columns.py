@@ -60,6 +60,9 @@ class Column:
     # Shape of one case's cells; None for a scalar column (one cell per case).
     cells: Callable[[StoreShape], tuple[int, ...]] | None = None
     sparse: bool = False  # recorded as (u16 index, value) pairs of its non-zero cells
+    # The changelog format version that added the column: older records lack its cells, which
+    # then read as the empty value.
+    since: int = 1
 
     @property
     def scalar(self) -> bool:
@@ -89,6 +92,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("partition", _fixed(np.int32), _constant(-1), "i"),
     Column("first_offset", _fixed(np.int64), _constant(-1), "q"),
     Column("last_offset", _fixed(np.int64), _constant(-1), "q"),
+    # Alert state (``casewatch.scoring.alerts``): consecutive anomalous evaluations, saturating
+    # at ``STREAK_MAX``, and whether the case has raised its alert.
+    Column("anomalous_streak", _fixed(np.uint8), _constant(0), "B", since=2),
+    Column("alerted", _fixed(np.bool_), _constant(False), "?", since=2),
     # uint16 halves the widest column; counts saturate at its maximum (``COUNT_MAX``).
     Column("counts", _fixed(np.uint16), _constant(0), "I", lambda s: (s.activities,), sparse=True),
     Column(
@@ -126,3 +133,5 @@ COLUMN_NAMES = frozenset(column.name for column in COLUMNS)
 # Activity counts saturate here: a case with more than 65535 events of one activity is already
 # far outside anything a model was trained on.
 COUNT_MAX = int(np.iinfo(np.uint16).max)
+# The anomalous streak saturates here; an alert needs at most this many in a row.
+STREAK_MAX = int(np.iinfo(np.uint8).max)

@@ -1,16 +1,12 @@
 """The case store: the state of every open case in preallocated numpy columns.
 
 A dict maps case_id -> row; each column (declared in ``casewatch.state.columns``) holds one row
-per case. Rows come from a free list and the arrays double when full, so work per event is O(1)
-and memory per case does not depend on the case's length: long cases keep only their activity
-counts and a ring of their last K events.
-
+per case. Rows come from a free list and the arrays double when full: work per event is O(1) and
+memory per case does not depend on its length (counts and a ring of its last K events).
 The dict's insertion order is the order of last activity (a touched case is re-inserted at the
-end), which makes the least recently seen case the first key: idle expiry and eviction under the
-memory bound read from the front without scanning.
-
+end): idle expiry and eviction under the memory bound read from its front without scanning.
 Only this module writes the dict and the columns. A leaving case is first taken out of the dict;
-its row stays readable for the final evaluation until it is released.
+its row stays readable for its final evaluation (and its alert state) until it is released.
 """
 
 from __future__ import annotations
@@ -50,6 +46,8 @@ class CaseStore:
     partition: npt.NDArray[Any]
     first_offset: npt.NDArray[Any]
     last_offset: npt.NDArray[Any]
+    anomalous_streak: npt.NDArray[Any]
+    alerted: npt.NDArray[Any]
 
     def __init__(self, shape: StoreShape, *, capacity: int = 1024) -> None:
         self.shape = shape
@@ -261,6 +259,10 @@ class CaseStore:
         needs_first = timed & np.isnan(self.first_time[rows])
         self.first_time[rows[needs_first]] = timestamps[needs_first]
         self.last_time[rows[timed]] = timestamps[timed]
+
+    def set_alert_state(self, rows: IntArray, streaks: list[int], alerted: list[bool]) -> None:
+        """Write the alert state of ``rows`` (``casewatch.scoring.alerts``); each row once."""
+        self.anomalous_streak[rows], self.alerted[rows] = streaks, alerted
 
     def set_case_attributes(
         self,

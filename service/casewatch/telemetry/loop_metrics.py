@@ -18,6 +18,7 @@ from casewatch.telemetry.logging import get_logger
 from casewatch.telemetry.metrics import Telemetry
 
 if TYPE_CHECKING:  # telemetry sits below scoring: the type only, not the module
+    from casewatch.scoring.alerts import CaseAlert
     from casewatch.scoring.isolation import ScoringFailure
 
 log = get_logger(__name__)
@@ -135,6 +136,10 @@ class LoopMetrics:
             model_version=first.model.version,
             error=first.error,
         )
+
+    def alerts(self, alerts: list[CaseAlert]) -> None:
+        for kind, count in Counter(alert.kind for alert in alerts).items():
+            self.telemetry.alerts_by_kind[kind].inc(count)
 
     def checkpoint(self, changelog_records: int, pending_outputs: int) -> None:
         """A checkpoint completed (with or without new offsets to commit)."""

@@ -39,6 +39,7 @@ PREFIX: Final = "casewatch"
 TRIGGERS: Final = ("close", "event", "timeout", "evicted", "request")
 REBALANCE_KINDS: Final = ("assign", "revoke", "lost")
 LATENCY_CLOCKS: Final = ("event_time", "ingest_time")
+ALERT_KINDS: Final = ("opened", "closed")
 
 _BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 _DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
@@ -155,6 +156,8 @@ class Metrics:
         self.delivery_errors = self._counter(
             "delivery_errors", "Output records the broker failed to take."
         )
+        self.alerts = self._counter("alerts", "Case alerts published, by kind.", ["kind"])
+        self.alerts_by_kind = {kind: self.alerts.labels(kind) for kind in ALERT_KINDS}
         self.producer_queue_length = self._gauge(
             "producer_queue_length", "Output records awaiting delivery."
         )
