@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from casewatch._settings_drift import DriftSettings
 from casewatch._settings_endpoints import (
     XES_FIELD_NAMES,
     Names,
@@ -40,7 +41,7 @@ from casewatch._settings_environment import (
     reveal,
     unknown_names,
 )
-from casewatch._settings_formats import SCHEMA_REGISTRY_ENV_PREFIX, FormatSettings
+from casewatch._settings_formats import SCHEMA_REGISTRY_ENV_PREFIX
 from casewatch.kafka.config import ClientOptions
 
 # With the environment's spelling of the settings, which others import from here too.
@@ -56,7 +57,7 @@ _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _PropertyValue = Annotated[str | SecretStr, Field(union_mode="left_to_right")]
 
 
-class Settings(FormatSettings):
+class Settings(DriftSettings):
     """Everything the daemon can be configured with, after the cluster, topics and model file
     (``EndpointSettings``, listed first) and their wire formats (``FormatSettings``); immutable
     once loaded."""

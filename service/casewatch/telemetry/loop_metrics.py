@@ -80,6 +80,7 @@ class LoopMetrics:
             "unknown", self._evaluator.unknown_activity_events, telemetry.unknown_activities
         )
         self._count_outputs()
+        telemetry.drift.routed()
 
     def _count_outputs(self) -> None:
         """Delivery failures and oversized records, as the producer counts them."""
@@ -99,6 +100,7 @@ class LoopMetrics:
         for (trigger, anomalous), count in verdicts.items():
             telemetry.count_evaluation(trigger, anomalous, count)
         telemetry.model_series.observe(evaluations)
+        telemetry.drift.observe(evaluations)
         telemetry.trace_score.observe_many(np.fromiter((e.trace_score for e in evaluations), float))
         last_events = np.array(
             [e.last_event_at for e in evaluations if e.last_event_at is not None], dtype=float

@@ -1,0 +1,158 @@
+"""Sliding-window drift of the stream against the model's training baseline, in numpy.
+
+The window holds the last ``size`` final evaluations (triggers close, timeout, evicted): their
+scores and verdicts sit in a ring, so a batch adds its final cases with one slice assignment.
+The event-side rates (unknown activities, unknown attribute values) are over the events routed
+while those cases were closing: each batch that closes cases appends one entry of event counts
+(with the counts of the batches before it that closed none), and entries are dropped from the
+front while the rest still cover the window's cases. So the rates react to events at once,
+before their cases close, and a window never holds more than ``size + 1`` entries.
+
+PSI (population stability index) compares the window's score distribution with the training
+cases' over the training bins: sum over bins of (actual - expected) * ln(actual / expected).
+Empty bins are floored at ``PSI_FLOOR`` so that one empty bin makes a large, finite index.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+FINAL_TRIGGERS = frozenset({"close", "timeout", "evicted"})
+PSI_FLOOR = 1e-4
+
+
+def population_stability_index(actual: FloatArray, expected: FloatArray) -> float:
+    """PSI of the ``actual`` bin shares against the ``expected`` ones (same bins)."""
+    a = np.maximum(actual, PSI_FLOOR)
+    e = np.maximum(expected, PSI_FLOOR)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """The parts of a training summary the window compares with."""
+
+    edges: FloatArray  # inner score bin edges, right-closed bins
+    shares: FloatArray  # training share of each bin
+    flagged_share: float
+    unknown_value_rate: float | None
+
+
+@dataclass(slots=True)
+class EventCounts:
+    cases: int = 0
+    events: int = 0
+    unknown_activities: int = 0
+    values: int = 0
+    unknown_values: int = 0
+
+    def add(self, other: EventCounts) -> None:
+        self.cases += other.cases
+        self.events += other.events
+        self.unknown_activities += other.unknown_activities
+        self.values += other.values
+        self.unknown_values += other.unknown_values
+
+    def subtract(self, other: EventCounts) -> None:
+        self.cases -= other.cases
+        self.events -= other.events
+        self.unknown_activities -= other.unknown_activities
+        self.values -= other.values
+        self.unknown_values -= other.unknown_values
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+class DriftWindow:
+    """The last ``size`` final evaluations and the events routed while they closed."""
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError("a drift window holds at least one case")
+        self.size = size
+        self._scores = np.zeros(size, dtype=np.float64)
+        self._flagged = np.zeros(size, dtype=np.bool_)
+        self._head = 0
+        self.fill = 0
+        self._entries: deque[EventCounts] = deque()
+        self._pending = EventCounts()  # routed since the last batch that closed cases
+        self._totals = EventCounts()  # of the entries
+
+    def reset(self) -> None:
+        """Forget every case and event (a new model judges differently)."""
+        self._head = 0
+        self.fill = 0
+        self._entries.clear()
+        self._pending = EventCounts()
+        self._totals = EventCounts()
+
+    def add_cases(self, scores: FloatArray, flagged: BoolArray) -> None:
+        """Final evaluations, oldest first."""
+        count = min(scores.size, self.size)
+        if not count:
+            return
+        positions = (self._head + np.arange(count)) % self.size
+        self._scores[positions] = scores[-count:]
+        self._flagged[positions] = flagged[-count:]
+        self._head = int((self._head + count) % self.size)
+        self.fill = min(self.size, self.fill + count)
+        self._pending.cases += int(scores.size)
+
+    def add_events(self, routed: EventCounts) -> None:
+        """Events routed in one batch; closes an entry when the batch closed cases."""
+        self._pending.add(routed)
+        if self._pending.cases:
+            self._entries.append(self._pending)
+            self._totals.add(self._pending)
+            self._pending = EventCounts()
+            self._trim()
+
+    def _trim(self) -> None:
+        entries, totals = self._entries, self._totals
+        while len(entries) > 1 and totals.cases - entries[0].cases >= self.size:
+            totals.subtract(entries.popleft())
+
+    def _span(self) -> EventCounts:
+        span = EventCounts()
+        span.add(self._totals)
+        span.add(self._pending)
+        return span
+
+    def scores(self) -> FloatArray:
+        """The window's final scores (in ring order, which no statistic here depends on)."""
+        return self._scores[: self.fill]
+
+    @property
+    def flagged_share(self) -> float | None:
+        return float(np.mean(self._flagged[: self.fill])) if self.fill else None
+
+    @property
+    def events(self) -> int:
+        return self._span().events
+
+    @property
+    def unknown_activity_rate(self) -> float | None:
+        span = self._span()
+        return _ratio(span.unknown_activities, span.events)
+
+    @property
+    def unknown_value_rate(self) -> float | None:
+        span = self._span()
+        return _ratio(span.unknown_values, span.values)
+
+    def psi(self, baseline: Baseline) -> float | None:
+        """PSI of the window's scores against ``baseline``'s bins; None while it is empty."""
+        if not self.fill:
+            return None
+        bins = np.searchsorted(baseline.edges, self.scores(), side="left")
+        actual = np.bincount(bins, minlength=baseline.shares.size) / self.fill
+        return population_stability_index(actual, baseline.shares)
