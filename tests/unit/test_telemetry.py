@@ -52,6 +52,7 @@ EXPECTED = {
     "casewatch_threshold",
     "casewatch_anomalies",
     # The drift window (casewatch.telemetry.drift_series).
+    "casewatch_drift_window_size",
     "casewatch_drift_window_cases",
     "casewatch_drift_window_events",
     "casewatch_drift_flagged_share",

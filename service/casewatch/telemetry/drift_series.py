@@ -57,6 +57,7 @@ class RoutedTotals(Protocol):
 class DriftValues:
     """One batch's gauge values; None is left out of the exposition."""
 
+    window_size: float = 0.0
     window_cases: float = 0.0
     window_events: float = 0.0
     flagged_share: float | None = None
@@ -68,6 +69,7 @@ class DriftValues:
 
 
 _HELP: Final = {
+    "window_size": "Final evaluations the drift window holds when full (CASEWATCH_DRIFT_WINDOW).",
     "window_cases": "Final evaluations in the drift window (its fill, at most "
     "CASEWATCH_DRIFT_WINDOW).",
     "window_events": "Events routed while the drift window's cases closed.",
@@ -102,7 +104,7 @@ class DriftMonitor(Collector):
         self._baseline: Baseline | None = None
         self._totals: RoutedTotals | None = None
         self._seen = EventCounts()
-        self.values = DriftValues()
+        self.values = DriftValues(window_size=float(window))
         registry.register(self)
 
     def bind(self, totals: RoutedTotals) -> None:
@@ -156,6 +158,7 @@ class DriftMonitor(Collector):
     def _publish(self) -> None:
         window, baseline = self.window, self._baseline
         self.values = DriftValues(
+            window_size=float(window.size),
             window_cases=float(window.fill),
             window_events=float(window.events),
             flagged_share=window.flagged_share,
