@@ -15,6 +15,7 @@ import pytest
 import structlog
 
 from casewatch import StreamingEvaluation, StreamingEvaluator, StreamingEvent
+from casewatch.daemon.model_reload import ModelFile, ModelReloader
 from casewatch.events import ModelIdentity, Source
 from casewatch.scoring.routing import RoutingCounts
 from casewatch.scoring.training_summary import ScoreBins, TrainingSummary
@@ -22,6 +23,7 @@ from casewatch.telemetry.drift import Baseline, DriftWindow, EventCounts, popula
 from casewatch.telemetry.loop_metrics import LoopMetrics
 from casewatch.telemetry.metrics import Telemetry
 from tests.unit.conftest import USERS
+from tests.unit.test_training_summary import without_summary
 
 
 @pytest.fixture
@@ -193,3 +195,32 @@ def test_loop_metrics_feed_the_window_from_the_evaluators_router(
     assert gauge(telemetry, "unknown_activity_rate") == pytest.approx(1 / 6)
     assert gauge(telemetry, "unknown_value_rate") == pytest.approx(1 / 6)
     assert gauge(telemetry, "score_psi") is not None
+
+
+def test_a_model_reload_starts_the_window_again(
+    telemetry: Telemetry, tiny_model: Path, tmp_path: Path
+) -> None:
+    live = tmp_path / "live.onnx"
+    live.write_bytes(tiny_model.read_bytes())
+    evaluator = StreamingEvaluator(live)
+    telemetry.drift.bind(evaluator.routing_counts)
+    telemetry.drift.use_model(evaluator.scorer.training_summary, "tiny")
+    reloader = ModelReloader(ModelFile(live), evaluator, telemetry, watch_interval=None)
+    closed = [StreamingEvent(f"c{i}", "A", close=True) for i in range(3)]
+    telemetry.drift.observe(evaluator.on_events(closed))
+    telemetry.drift.routed()
+    assert gauge(telemetry, "window_cases") == 3
+    # The same file again is no new model: the window stays.
+    reloader.request()
+    assert not reloader.maybe_reload()
+    assert gauge(telemetry, "window_cases") == 3
+    without_summary(tiny_model, live)
+    reloader.request()
+    with structlog.testing.capture_logs() as logs:
+        assert reloader.maybe_reload()
+    assert gauge(telemetry, "window_cases") == 0
+    assert gauge(telemetry, "expected_flagged_share") is None
+    assert "drift_baseline_missing" in [e["event"] for e in logs]
+    # Events routed before the reload are not counted again afterwards.
+    telemetry.drift.routed()
+    assert gauge(telemetry, "window_events") == 0
