@@ -18,7 +18,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import BUNDLED_LOG, ROOT, casewatch_command, casewatch_env
-from tests.integration.daemon_harness import DaemonProcess
+from tests.integration.daemon_harness import DaemonProcess, http_get
 from tests.integration.test_model_reload import relabelled
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -137,3 +137,40 @@ def test_held_out_cases_of_the_training_log_stay_below_every_threshold(
     assert 0.5 * expected - 0.05 < gauges["flagged_share"] < 1.5 * expected + 0.05
     # No drift line was needed: the bundled model carries its training summary.
     assert not any(e.get("event") == "drift_baseline_missing" for e in daemon.log_events())
+
+
+@pytest.mark.skipif(not OTHER_LOG.exists(), reason=f"shared event log {OTHER_LOG} not found")
+def test_each_worker_reports_its_own_window(
+    kafka_bootstrap: str, topics: dict[str, str], model_path: Path, tmp_path: Path
+) -> None:
+    window = 100
+    group = {"kafka__session_timeout_ms": 6000, "kafka__heartbeat_interval_ms": 500}
+    daemon = DaemonProcess(
+        kafka_bootstrap, topics, model_path, tmp_path, workers=2, drift_window=window, **group
+    )
+    try:
+        daemon.start()
+        base = daemon.wait_ready(90)
+        produce(kafka_bootstrap, topics["input"], OTHER_LOG)
+        deadline = time.monotonic() + 120
+        while True:
+            page = http_get(base + "/metrics")[1]
+            by_worker = {
+                (sample.name, sample.labels.get("worker")): sample.value
+                for family in text_string_to_metric_families(page)
+                for sample in family.samples
+                if sample.name.startswith("casewatch_drift_")
+            }
+            fills = [by_worker.get(("casewatch_drift_window_cases", w), 0) for w in ("0", "1")]
+            if min(fills) >= window:
+                break
+            assert time.monotonic() < deadline, f"{by_worker}\n{daemon.log_text()}"
+            time.sleep(0.2)
+    finally:
+        daemon.kill()
+    psi = alert_threshold("CasewatchScoreDrift", "casewatch_drift_score_psi")
+    for worker in ("0", "1"):
+        assert by_worker["casewatch_drift_window_size", worker] == window
+        assert by_worker["casewatch_drift_score_psi", worker] > psi
+    # Gauges are per-process facts: no unlabelled container-wide series is made up.
+    assert ("casewatch_drift_score_psi", None) not in by_worker
