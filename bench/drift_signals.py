@@ -48,7 +48,6 @@ def run(traces: Sequence[Trace], window: int) -> tuple[list[DriftValues], DriftV
     full: list[DriftValues] = []
     for batch in batches(interleave(traces, close_marker=True), BATCH):
         monitor.observe(evaluator.on_events(batch))
-        monitor.routed()
         if monitor.values.window_cases >= window:
             full.append(monitor.values)
     return full, monitor.values

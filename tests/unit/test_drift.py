@@ -19,7 +19,7 @@ from casewatch.daemon.model_reload import ModelFile, ModelReloader
 from casewatch.events import ModelIdentity, Source
 from casewatch.scoring.routing import RoutingCounts
 from casewatch.scoring.training_summary import ScoreBins, TrainingSummary
-from casewatch.telemetry.drift import Baseline, DriftWindow, EventCounts, population_stability_index
+from casewatch.telemetry.drift import DriftWindow, EventCounts, population_stability_index
 from casewatch.telemetry.loop_metrics import LoopMetrics
 from casewatch.telemetry.metrics import Telemetry
 from tests.unit.conftest import USERS
@@ -35,10 +35,6 @@ def telemetry() -> Iterator[Telemetry]:
 
 def gauge(telemetry: Telemetry, name: str) -> float | None:
     return telemetry.registry.get_sample_value(f"casewatch_drift_{name}")
-
-
-def baseline(edges: list[float], shares: list[float], flagged: float = 0.1) -> Baseline:
-    return Baseline(np.array(edges), np.array(shares), flagged, None)
 
 
 SUMMARY = TrainingSummary(
@@ -90,13 +86,33 @@ def test_psi_of_known_shares() -> None:
 
 def test_window_psi_bins_scores_right_closed() -> None:
     window = DriftWindow(4)
+    window.reset(np.array([1.0]))
+    assert window.psi(np.array([0.5, 0.5])) is None  # empty
     window.add_cases(np.array([0.5, 1.0, 1.5, 3.0]), np.zeros(4, dtype=bool))
     # Two scores at or below the edge 1.0, two above: the training split exactly.
-    assert window.psi(baseline([1.0], [0.5, 0.5])) == 0.0
-    assert window.psi(baseline([1.0], [0.25, 0.75])) == pytest.approx(
+    assert window.psi(np.array([0.5, 0.5])) == 0.0
+    assert window.psi(np.array([0.25, 0.75])) == pytest.approx(
         population_stability_index(np.array([0.5, 0.5]), np.array([0.25, 0.75]))
     )
-    assert DriftWindow(4).psi(baseline([1.0], [0.5, 0.5])) is None
+    no_bins = DriftWindow(4)
+    no_bins.add_cases(np.array([1.0]), np.array([False]))
+    assert no_bins.psi(np.array([1.0])) is None
+
+
+def test_incremental_counts_match_the_window_recounted() -> None:
+    rng = np.random.default_rng(3)
+    edges = np.array([0.5, 1.0, 2.0, 4.0])
+    expected = np.full(5, 0.2)
+    window = DriftWindow(50)
+    window.reset(edges)
+    for size in rng.integers(0, 80, 40):
+        scores = rng.exponential(1.5, size)
+        flagged = scores > 3.0
+        window.add_cases(scores, flagged)
+        kept = window.scores()
+        shares = np.bincount(np.searchsorted(edges, kept), minlength=5) / kept.size
+        assert window.psi(expected) == pytest.approx(population_stability_index(shares, expected))
+        assert window.flagged_share == pytest.approx(float(np.mean(kept > 3.0)))
 
 
 # --- the window --------------------------------------------------------------------------------
@@ -114,7 +130,7 @@ def test_window_keeps_the_last_cases_as_it_slides() -> None:
     window.add_cases(np.arange(10.0), np.arange(10) >= 8)
     assert sorted(window.scores().tolist()) == [7.0, 8.0, 9.0]
     assert window.flagged_share == pytest.approx(2 / 3)
-    window.reset()
+    window.reset(None)
     assert window.fill == 0 and window.flagged_share is None and window.events == 0
 
 
@@ -152,7 +168,6 @@ def test_gauges_without_a_baseline_leave_its_metrics_out(telemetry: Telemetry) -
     assert "casewatch_drift_score_psi" in logs[0]["absent"]
     counts.events, counts.unknown_activities = 8, 2
     drift.observe([evaluation(3.0), evaluation(0.5, trigger="event")])
-    drift.routed()
     assert gauge(telemetry, "window_cases") == 1
     assert gauge(telemetry, "flagged_share") == 1.0
     assert gauge(telemetry, "unknown_activity_rate") == 0.25
@@ -169,7 +184,6 @@ def test_gauges_with_a_baseline_and_a_reset_on_reload(telemetry: Telemetry) -> N
     assert gauge(telemetry, "score_psi") is None
     assert gauge(telemetry, "expected_flagged_share") == 0.25
     drift.observe([evaluation(s, trigger="timeout") for s in (0.5, 0.7, 3.0, 4.0, 5.0)])
-    drift.routed()
     assert gauge(telemetry, "window_cases") == 4  # the window holds 4
     assert gauge(telemetry, "score_psi") == pytest.approx(
         population_stability_index(np.array([0.25, 0.75]), np.array([0.5, 0.5]))
@@ -208,7 +222,6 @@ def test_a_model_reload_starts_the_window_again(
     reloader = ModelReloader(ModelFile(live), evaluator, telemetry, watch_interval=None)
     closed = [StreamingEvent(f"c{i}", "A", close=True) for i in range(3)]
     telemetry.drift.observe(evaluator.on_events(closed))
-    telemetry.drift.routed()
     assert gauge(telemetry, "window_cases") == 3
     # The same file again is no new model: the window stays.
     reloader.request()
@@ -222,5 +235,5 @@ def test_a_model_reload_starts_the_window_again(
     assert gauge(telemetry, "expected_flagged_share") is None
     assert "drift_baseline_missing" in [e["event"] for e in logs]
     # Events routed before the reload are not counted again afterwards.
-    telemetry.drift.routed()
+    telemetry.drift.observe([])
     assert gauge(telemetry, "window_events") == 0

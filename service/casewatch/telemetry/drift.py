@@ -81,28 +81,39 @@ class DriftWindow:
         self.size = size
         self._scores = np.zeros(size, dtype=np.float64)
         self._flagged = np.zeros(size, dtype=np.bool_)
+        self._bins = np.zeros(size, dtype=np.int64)
+        self._edges: FloatArray | None = None
+        self.reset(None)
+
+    def reset(self, edges: FloatArray | None) -> None:
+        """Forget every case and event; bin new scores at ``edges`` (None: no bins)."""
+        self._edges = edges
+        self._bin_counts = np.zeros(0 if edges is None else edges.size + 1, dtype=np.int64)
         self._head = 0
         self.fill = 0
+        self._flagged_count = 0
         self._entries: deque[EventCounts] = deque()
         self._pending = EventCounts()  # routed since the last batch that closed cases
         self._totals = EventCounts()  # of the entries
 
-    def reset(self) -> None:
-        """Forget every case and event (a new model judges differently)."""
-        self._head = 0
-        self.fill = 0
-        self._entries.clear()
-        self._pending = EventCounts()
-        self._totals = EventCounts()
-
     def add_cases(self, scores: FloatArray, flagged: BoolArray) -> None:
-        """Final evaluations, oldest first."""
+        """Final evaluations, oldest first; the counts follow the slots they overwrite."""
         count = min(scores.size, self.size)
         if not count:
             return
         positions = (self._head + np.arange(count)) % self.size
+        # Until the ring is full, the occupied slots are the ones before the head.
+        replaced = positions if self.fill == self.size else positions[positions < self._head]
+        self._flagged_count -= int(np.count_nonzero(self._flagged[replaced]))
+        new_flagged = flagged[-count:]
+        self._flagged[positions] = new_flagged
+        self._flagged_count += int(np.count_nonzero(new_flagged))
         self._scores[positions] = scores[-count:]
-        self._flagged[positions] = flagged[-count:]
+        if self._edges is not None:
+            bins = self._bin_counts.size
+            self._bin_counts -= np.bincount(self._bins[replaced], minlength=bins)
+            self._bins[positions] = np.searchsorted(self._edges, scores[-count:], side="left")
+            self._bin_counts += np.bincount(self._bins[positions], minlength=bins)
         self._head = int((self._head + count) % self.size)
         self.fill = min(self.size, self.fill + count)
         self._pending.cases += int(scores.size)
@@ -133,7 +144,7 @@ class DriftWindow:
 
     @property
     def flagged_share(self) -> float | None:
-        return float(np.mean(self._flagged[: self.fill])) if self.fill else None
+        return _ratio(self._flagged_count, self.fill)
 
     @property
     def events(self) -> int:
@@ -149,10 +160,9 @@ class DriftWindow:
         span = self._span()
         return _ratio(span.unknown_values, span.values)
 
-    def psi(self, baseline: Baseline) -> float | None:
-        """PSI of the window's scores against ``baseline``'s bins; None while it is empty."""
-        if not self.fill:
+    def psi(self, expected: FloatArray) -> float | None:
+        """PSI of the window's scores against the ``expected`` shares of the bins it was reset
+        with; None while it is empty or has no bins."""
+        if not self.fill or self._edges is None:
             return None
-        bins = np.searchsorted(baseline.edges, self.scores(), side="left")
-        actual = np.bincount(bins, minlength=baseline.shares.size) / self.fill
-        return population_stability_index(actual, baseline.shares)
+        return population_stability_index(self._bin_counts / self.fill, expected)

@@ -115,7 +115,7 @@ class DriftMonitor(Collector):
     def use_model(self, summary: TrainingSummary | None, model: str) -> None:
         """Start an empty window judged against ``summary`` (at start-up and on a reload)."""
         self._baseline = None if summary is None else baseline_of(summary)
-        self.window.reset()
+        self.window.reset(None if self._baseline is None else self._baseline.edges)
         self._publish()
         if summary is None:
             log.info(
@@ -126,25 +126,27 @@ class DriftMonitor(Collector):
             )
 
     def observe(self, evaluations: Sequence[StreamingEvaluation]) -> None:
-        """One batch of published evaluations; only final ones enter the window."""
+        """Once per loop iteration, after publishing: the final evaluations enter the window,
+        with the events the router counted meanwhile."""
         final = [e for e in evaluations if e.trigger in FINAL_TRIGGERS]
-        if not final:
-            return
-        scores = np.fromiter((e.trace_score for e in final), np.float64, len(final))
-        flagged = np.fromiter((e.anomalous for e in final), np.bool_, len(final))
-        self.window.add_cases(scores, flagged)
-        self._publish()  # batches that only time cases out route no events
+        if final:
+            scores = np.fromiter((e.trace_score for e in final), np.float64, len(final))
+            flagged = np.fromiter((e.anomalous for e in final), np.bool_, len(final))
+            self.window.add_cases(scores, flagged)
+        routed = self._routed_since_last()
+        if final or routed.events:
+            self.window.add_events(routed)
+            self._publish()
 
-    def routed(self) -> None:
-        """Once per batch, after its evaluations: the events the router counted meanwhile."""
-        if self._totals is not None:
-            now = self._read(self._totals)
-            delta = EventCounts()
-            delta.add(now)
-            delta.subtract(self._seen)
-            self._seen = now
-            self.window.add_events(delta)
-        self._publish()
+    def _routed_since_last(self) -> EventCounts:
+        if self._totals is None:
+            return EventCounts()
+        now = self._read(self._totals)
+        delta = EventCounts()
+        delta.add(now)
+        delta.subtract(self._seen)
+        self._seen = now
+        return delta
 
     @staticmethod
     def _read(totals: RoutedTotals) -> EventCounts:
@@ -166,7 +168,7 @@ class DriftMonitor(Collector):
             unknown_activity_rate=window.unknown_activity_rate,
             unknown_value_rate=window.unknown_value_rate,
             expected_unknown_value_rate=None if baseline is None else baseline.unknown_value_rate,
-            score_psi=None if baseline is None else window.psi(baseline),
+            score_psi=None if baseline is None else window.psi(baseline.shares),
         )
 
     def collect(self) -> Iterator[GaugeMetricFamily]:

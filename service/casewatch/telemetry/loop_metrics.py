@@ -80,7 +80,6 @@ class LoopMetrics:
             "unknown", self._evaluator.unknown_activity_events, telemetry.unknown_activities
         )
         self._count_outputs()
-        telemetry.drift.routed()
 
     def _count_outputs(self) -> None:
         """Delivery failures and oversized records, as the producer counts them."""
@@ -92,15 +91,15 @@ class LoopMetrics:
 
     def evaluations(self, evaluations: list[StreamingEvaluation], consumed_at: float) -> None:
         """Counted and bucketed once per batch, not once per evaluation."""
+        telemetry = self.telemetry
+        telemetry.drift.observe(evaluations)  # also the events of batches that close no case
         if not evaluations:
             return
-        telemetry = self.telemetry
         now = time.time()
         verdicts: Counter[tuple[str, bool]] = Counter((e.trigger, e.anomalous) for e in evaluations)
         for (trigger, anomalous), count in verdicts.items():
             telemetry.count_evaluation(trigger, anomalous, count)
         telemetry.model_series.observe(evaluations)
-        telemetry.drift.observe(evaluations)
         telemetry.trace_score.observe_many(np.fromiter((e.trace_score for e in evaluations), float))
         last_events = np.array(
             [e.last_event_at for e in evaluations if e.last_event_at is not None], dtype=float
