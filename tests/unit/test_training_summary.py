@@ -11,6 +11,7 @@ import pytest
 import structlog
 
 from casewatch import StreamingEvent
+from casewatch.cli.main import main
 from casewatch.offline.replay import replay
 from casewatch.offline.training_summary import score_bins, summarise_training
 from casewatch.scoring.scorer import Scorer
@@ -118,3 +119,13 @@ def test_a_broken_summary_is_ignored_with_a_warning(tiny_model: Path, tmp_path: 
     with structlog.testing.capture_logs() as logs:
         assert Scorer(out).training_summary is None
     assert [e["event"] for e in logs] == ["training_summary_invalid"]
+
+
+def test_check_model_says_whether_drift_has_a_baseline(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check-model", str(tiny_model)]) == 0
+    assert "drift       training summary of 300 cases, " in capsys.readouterr().out
+    bare = without_summary(tiny_model, tmp_path / "bare.onnx")
+    assert main(["check-model", str(bare)]) == 0
+    assert "drift       no training summary" in capsys.readouterr().out
