@@ -23,6 +23,7 @@ from casewatch.scoring.training_summary import (
     embed_training_summary,
     read_training_summary,
 )
+from tests.conftest import REFERENCE_MODEL
 from tests.unit.conftest import make_trace, normal_traces
 
 
@@ -129,3 +130,12 @@ def test_check_model_says_whether_drift_has_a_baseline(
     bare = without_summary(tiny_model, tmp_path / "bare.onnx")
     assert main(["check-model", str(bare)]) == 0
     assert "drift       no training summary" in capsys.readouterr().out
+
+
+def test_the_bundled_model_carries_its_training_summary() -> None:
+    scorer = Scorer(REFERENCE_MODEL)
+    summary = scorer.training_summary
+    assert summary is not None
+    assert summary.threshold == scorer.threshold
+    assert summary.flagged_share == scorer.contract.expected_flagged_share
+    assert len(summary.score_bins.shares) == 10
