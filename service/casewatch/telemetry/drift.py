@@ -1,7 +1,8 @@
 """Sliding-window drift of the stream against the model's training baseline, in numpy.
 
 The window holds the last ``size`` final evaluations (triggers close, timeout, evicted): their
-scores and verdicts sit in a ring, so a batch adds its final cases with one slice assignment.
+scores, verdicts and score bins sit in a ring, and the flagged count and the bin counts follow
+the slots a batch overwrites, so a batch costs O(its cases), not O(the window).
 The event-side rates (unknown activities, unknown attribute values) are over the events routed
 while those cases were closing: each batch that closes cases appends one entry of event counts
 (with the counts of the batches before it that closed none), and entries are dropped from the

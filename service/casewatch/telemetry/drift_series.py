@@ -1,4 +1,4 @@
-"""The drift window's gauges, and the monitor the loop feeds once per batch.
+"""The drift window's gauges, and the monitor the loop feeds once per iteration.
 
 The loop thread updates the window (``casewatch.telemetry.drift``) and then replaces one
 immutable snapshot of the gauge values; the scrape thread only reads that reference, so a
