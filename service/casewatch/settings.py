@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from casewatch._settings_alerts import AlertSettings
+from casewatch._settings_drift import DriftSettings
 from casewatch._settings_endpoints import (
     XES_FIELD_NAMES,
     Names,
@@ -57,7 +57,7 @@ _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _PropertyValue = Annotated[str | SecretStr, Field(union_mode="left_to_right")]
 
 
-class Settings(AlertSettings):
+class Settings(DriftSettings):
     """Everything the daemon can be configured with, after the cluster, topics and model file
     (``EndpointSettings``, listed first), their wire formats (``FormatSettings``) and the case
     alerts (``AlertSettings``); immutable once loaded."""

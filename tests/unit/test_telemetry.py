@@ -52,6 +52,16 @@ EXPECTED = {
     "casewatch_model_load_failures",
     "casewatch_threshold",
     "casewatch_anomalies",
+    # The drift window (casewatch.telemetry.drift_series).
+    "casewatch_drift_window_size",
+    "casewatch_drift_window_cases",
+    "casewatch_drift_window_events",
+    "casewatch_drift_flagged_share",
+    "casewatch_drift_expected_flagged_share",
+    "casewatch_drift_unknown_activity_rate",
+    "casewatch_drift_unknown_value_rate",
+    "casewatch_drift_expected_unknown_value_rate",
+    "casewatch_drift_score_psi",
 }
 # What the process, platform and GC collectors add (Linux, CPython).
 RUNTIME = {

@@ -21,6 +21,7 @@ from casewatch.offline.logs import Trace
 from casewatch.offline.replay import Policy, replay
 from casewatch.scoring.contract import Contract
 from casewatch.scoring.scorer import Scorer
+from casewatch.scoring.training_summary import TrainingSummary
 from casewatch.settings import bundled_model_path, env_name
 
 _SHOWN_ACTIVITIES = 6
@@ -86,6 +87,16 @@ def summary_lines(contract: Contract, sha256: str) -> list[str]:
     return lines
 
 
+def drift_line(summary: TrainingSummary | None) -> str:
+    """Whether the daemon's drift metrics have a training baseline to compare with."""
+    if summary is None:
+        return "drift       no training summary: no score PSI or expected shares in the metrics"
+    return (
+        f"drift       training summary of {summary.cases} cases, {summary.events} events, "
+        f"{len(summary.score_bins.shares)} score bins"
+    )
+
+
 def verdict(contract: Contract) -> str:
     method = f" ({contract.threshold_method})" if contract.threshold_method else ""
     return (
@@ -112,5 +123,6 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(json.loads(scorer.contract.to_json()), indent=2, ensure_ascii=False))
     else:
         print("\n".join(summary_lines(scorer.contract, scorer.identity.sha256)))
+        print(drift_line(scorer.training_summary))
     print(verdict(scorer.contract))
     return 0

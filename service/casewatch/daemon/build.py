@@ -70,11 +70,15 @@ def load_evaluator(settings: Settings) -> StreamingEvaluator:
 
 def start_telemetry(settings: Settings, evaluator: Evaluator) -> tuple[Telemetry, str, int]:
     """Metrics and probes, served before the daemon starts; returns them with host and port."""
-    telemetry = Telemetry(invalid_reasons=invalid_reasons(settings.input_format))
+    telemetry = Telemetry(
+        invalid_reasons=invalid_reasons(settings.input_format), drift_window=settings.drift_window
+    )
     identity = evaluator.identity
     telemetry.set_model(
         identity.name, identity.version, identity.sha256, threshold=evaluator.threshold
     )
+    telemetry.drift.bind(evaluator.routing_counts)
+    telemetry.drift.use_model(evaluator.scorer.training_summary, identity.name)
     telemetry.set_model_loaded(True)
     host, port = telemetry.serve(settings.metrics_host, settings.metrics_port)
     return telemetry, host, port

@@ -105,6 +105,8 @@ class ModelReloader:
         migrated = self._evaluator.swap_scorer(scorer)
         new = scorer.identity
         self._telemetry.set_model(new.name, new.version, new.sha256, threshold=scorer.threshold)
+        # The window was judged against the old model's baseline: start it again.
+        self._telemetry.drift.use_model(scorer.training_summary, new.name)
         log.info(
             "model_loaded",
             name=new.name,

@@ -18,6 +18,7 @@ from casewatch.events import ModelIdentity, StreamingEvaluation, StreamingEvent
 from casewatch.kafka.producer import OutputProducer
 from casewatch.scoring.alerts import CaseAlert
 from casewatch.scoring.isolation import ScoringFailure
+from casewatch.scoring.routing import RoutingCounts
 from casewatch.scoring.scorer import Scorer
 from casewatch.state.changes import StateChanges
 from casewatch.state.restore import Restorer
@@ -34,6 +35,12 @@ class Evaluator(Protocol):
 
     @property
     def unknown_activity_events(self) -> int: ...
+
+    @property
+    def routing_counts(self) -> RoutingCounts: ...
+
+    @property
+    def scorer(self) -> Scorer: ...
 
     @property
     def open_case_count(self) -> int: ...

@@ -22,8 +22,10 @@ from casewatch.offline.threshold import (
     calibrate,
     unseen_guard,
 )
+from casewatch.offline.training_summary import summarise_training
 from casewatch.scoring.contract import embed_contract, read_contract
 from casewatch.scoring.scorer import Scorer
+from casewatch.scoring.training_summary import embed_training_summary
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,11 @@ def train(traces: Sequence[Trace], out: Path, options: TrainOptions, *, source: 
             threshold, on_time.later_scores, on_time.flagged_share, options.false_alarm_rate
         )
     flag_rate = float(np.mean(training_scores > threshold))
+    # The drift baseline: saved with the calibrated contract below.
+    summary = summarise_training(
+        training, training_scores, threshold=threshold, event_attributes=tables.attribute_names
+    )
+    embed_training_summary(model, summary)
     contract_text = _calibrated(model, out, options, threshold, flag_rate)
     held = replay(held_out, Scorer(out), policy="close") if held_out else None
     card = out.with_suffix(".md")

@@ -22,7 +22,7 @@ from casewatch.scoring.features import FeatureGatherer, Snapshot, concat_parts, 
 from casewatch.scoring.isolation import Isolation, ScoringFailure
 from casewatch.scoring.migration import carry_over, same_state_layout, store_shape
 from casewatch.scoring.records import RecordBuilder
-from casewatch.scoring.routing import Router
+from casewatch.scoring.routing import Router, RoutingCounts
 from casewatch.scoring.scorer import Features, Scorer
 from casewatch.state.changes import ChangeTracker, StateChanges
 from casewatch.state.codec import decode_state
@@ -71,9 +71,9 @@ class StreamingEvaluator:
         self.scoring_failures: list[ScoringFailure] = []
         self.case_alerts: list[CaseAlert] = []
         self._alerts = AlertJudge(alert_after, self.case_alerts)
-        self._bind(self.scorer, unknown_so_far=0)
+        self._bind(self.scorer, RoutingCounts())
 
-    def _bind(self, scorer: Scorer, *, unknown_so_far: int) -> None:
+    def _bind(self, scorer: Scorer, counts: RoutingCounts) -> None:
         """Resolve everything that depends on the scorer once, not per batch."""
         contract = scorer.contract
         self.scorer = scorer
@@ -81,8 +81,7 @@ class StreamingEvaluator:
             scorer.features, [len(a.values) for a in contract.categorical_case_attributes]
         )
         self._records = RecordBuilder(scorer.activities, scorer.identity, top_k=self._top_k)
-        self._router = Router(self.store, scorer, self.end_activities)
-        self._router.unknown_activity_events = unknown_so_far
+        self._router = Router(self.store, scorer, self.end_activities, counts)
         self._isolation = Isolation(scorer, enabled=self._isolate, failures=self.scoring_failures)
 
     def swap_scorer(self, scorer: Scorer) -> bool:
@@ -98,7 +97,7 @@ class StreamingEvaluator:
             if self._changes is not None:
                 # Every open case's changelog record is in the old layout: rewrite them all.
                 self._changes.rows_replaced(self.store.rows())
-        self._bind(scorer, unknown_so_far=self.unknown_activity_events)
+        self._bind(scorer, self._router.counts)
         return migrated
 
     # -- identity and inspection ---------------------------------------------------------------
@@ -114,7 +113,12 @@ class StreamingEvaluator:
     @property
     def unknown_activity_events(self) -> int:
         """Events whose activity the model does not know, since start."""
-        return self._router.unknown_activity_events
+        return self._router.counts.unknown_activities
+
+    @property
+    def routing_counts(self) -> RoutingCounts:
+        """Events, unknown activities and attribute values routed since start."""
+        return self._router.counts
 
     @property
     def open_case_count(self) -> int:

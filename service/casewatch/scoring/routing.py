@@ -89,14 +89,36 @@ def _generation(rows: IntArray) -> IntArray:
     return generation
 
 
+class RoutingCounts:
+    """Running totals of what the router saw since start, kept across model reloads; the
+    daemon's metrics and drift window read their differences."""
+
+    __slots__ = ("attribute_values", "events", "unknown_activities", "unknown_attribute_values")
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.unknown_activities = 0  # events whose activity the model does not know
+        # Per-event attribute values present, of the attributes the model reads.
+        self.attribute_values = 0
+        self.unknown_attribute_values = 0  # of those, values the model does not know
+
+
 class Router:
     """Maps events to rows, activity ids and attribute ids; detects closing events."""
 
-    def __init__(self, store: CaseStore, scorer: Scorer, end_activities: frozenset[str]) -> None:
+    def __init__(
+        self,
+        store: CaseStore,
+        scorer: Scorer,
+        end_activities: frozenset[str],
+        counts: RoutingCounts | None = None,
+    ) -> None:
         contract = scorer.contract
         self._store = store
         self._activity_ids = scorer.activity_ids
         self._event_attribute_ids = scorer.event_attribute_ids
+        # Per attribute column, the id of a value the model does not know; +1 is "missing".
+        self._unknown_value_ids = np.array([len(ids) for ids in scorer.event_attribute_ids])
         self._end_activities = end_activities
         self._event_attribute_names = [a.name for a in contract.event_attributes]
         self._numeric_case = {n: i for i, n in enumerate(contract.numeric_case_attributes)}
@@ -104,7 +126,7 @@ class Router:
             a.name: (i, {v: j for j, v in enumerate(a.values)}, len(a.values))
             for i, a in enumerate(contract.categorical_case_attributes)
         }
-        self.unknown_activity_events = 0
+        self.counts = counts if counts is not None else RoutingCounts()
 
     def route(self, events: Sequence[StreamingEvent]) -> RoutedBatch:
         activity_of = self._activity_ids.get
@@ -134,7 +156,8 @@ class Router:
         activity_array = np.fromiter(activities, dtype=np.int64, count=n)
         closing = np.zeros(n, dtype=np.bool_)
         closing[closing_at] = True
-        self.unknown_activity_events += int(np.count_nonzero(activity_array == unknown_id))
+        self.counts.events += n
+        self.counts.unknown_activities += int(np.count_nonzero(activity_array == unknown_id))
         return RoutedBatch(
             events,
             row_array,
@@ -159,7 +182,17 @@ class Router:
                 else lookup(value if value.__class__ is str else _label(value), unknown)
                 for event in events
             ]
+        self._count_values(columns)
         return columns
+
+    def _count_values(self, columns: IntArray) -> None:
+        """Attribute values present and unknown in the batch, in two array comparisons."""
+        if not columns.size:
+            return
+        unknown = self._unknown_value_ids
+        self.counts.unknown_attribute_values += int(np.count_nonzero(columns == unknown))
+        missing = int(np.count_nonzero(columns == unknown + 1))
+        self.counts.attribute_values += columns.size - missing
 
     def apply(self, batch: RoutedBatch, selected: IntArray, seen: FloatArray) -> None:
         """Write one generation of ``batch`` into the store; ``seen`` is every event's stream

@@ -13,6 +13,7 @@ import onnx
 from casewatch.errors import ModelError
 from casewatch.events import ModelIdentity
 from casewatch.scoring.contract import Contract, read_contract, validate_against_graph
+from casewatch.scoring.training_summary import TrainingSummary, read_training_summary
 
 FloatMatrix = npt.NDArray[np.float32]
 Features = dict[str, npt.NDArray[np.generic]]
@@ -54,6 +55,10 @@ class Scorer:
         override = Path(contract_path) if contract_path is not None else None
         self.contract: Contract = read_contract(model, origin=str(self.path), override=override)
         validate_against_graph(self.contract, model.graph, origin=str(self.path))
+        # The drift baseline; optional, and never used to score.
+        self.training_summary: TrainingSummary | None = read_training_summary(
+            model, origin=str(self.path)
+        )
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1

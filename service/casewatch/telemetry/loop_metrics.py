@@ -92,9 +92,10 @@ class LoopMetrics:
 
     def evaluations(self, evaluations: list[StreamingEvaluation], consumed_at: float) -> None:
         """Counted and bucketed once per batch, not once per evaluation."""
+        telemetry = self.telemetry
+        telemetry.drift.observe(evaluations)  # also the events of batches that close no case
         if not evaluations:
             return
-        telemetry = self.telemetry
         now = time.time()
         verdicts: Counter[tuple[str, bool]] = Counter((e.trigger, e.anomalous) for e in evaluations)
         for (trigger, anomalous), count in verdicts.items():

@@ -30,6 +30,7 @@ from prometheus_client import (
 )
 
 from casewatch.events import ModelIdentity
+from casewatch.telemetry.drift_series import DEFAULT_DRIFT_WINDOW, DriftMonitor
 from casewatch.telemetry.health import Health
 from casewatch.telemetry.histograms import BatchHistogram
 from casewatch.telemetry.model_series import ModelSeries
@@ -52,7 +53,9 @@ _RESTORE_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 class Metrics:
     """Every metric family the daemon exposes, grouped by the stage of the flow it describes."""
 
-    def __init__(self, *, invalid_reasons: Iterable[str] = ()) -> None:
+    def __init__(
+        self, *, invalid_reasons: Iterable[str] = (), drift_window: int = DEFAULT_DRIFT_WINDOW
+    ) -> None:
         # Every counter and histogram would otherwise carry a ``_created`` twin that no query
         # reads. The switch is process-wide and must be set before the first scrape.
         disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -68,6 +71,7 @@ class Metrics:
         self._declare_outputs()
         self._declare_partitions()
         self._declare_state()
+        self.drift = DriftMonitor(self.registry, PREFIX, drift_window)
 
     def _counter(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Counter:
         return Counter(f"{PREFIX}_{name}", documentation, labels, registry=self.registry)
@@ -250,8 +254,9 @@ class Telemetry(Metrics):
         *,
         liveness_timeout_seconds: float = 30.0,
         invalid_reasons: Iterable[str] = (),
+        drift_window: int = DEFAULT_DRIFT_WINDOW,
     ) -> None:
-        super().__init__(invalid_reasons=invalid_reasons)
+        super().__init__(invalid_reasons=invalid_reasons, drift_window=drift_window)
         self.health = Health(liveness_timeout_seconds)
         self._server = ProbeServer(self.registry, self.health)
 
