@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from casewatch.events import ModelIdentity, StreamingEvaluation, StreamingEvent, Trigger
+from casewatch.scoring.blame import DEFAULT_TOP_K, Blamer
 from casewatch.scoring.features import FeatureGatherer, Snapshot, concat_parts, snapshot
 from casewatch.scoring.isolation import Isolation, ScoringFailure
 from casewatch.scoring.migration import carry_over, same_state_layout, store_shape
@@ -47,6 +48,7 @@ class StreamingEvaluator:
         monotonic: Callable[[], float] = time.monotonic,
         initial_capacity: int = 1024,
         top_k: int = 3,
+        explanation_top_k: int = DEFAULT_TOP_K,
         track_changes: bool = False,
         isolate_scoring_failures: bool = False,
     ) -> None:
@@ -62,6 +64,7 @@ class StreamingEvaluator:
         self.max_open_cases = max_open_cases
         self._clock = clock
         self._top_k = top_k
+        self._explanation_top_k = explanation_top_k
         self.store = CaseStore(store_shape(self.scorer.contract), capacity=initial_capacity)
         # The daemon writes changed cases to its changelog; offline replays need no tracking.
         self._changes = ChangeTracker() if track_changes else None
@@ -76,7 +79,10 @@ class StreamingEvaluator:
         self._gatherer = FeatureGatherer(
             scorer.features, [len(a.values) for a in contract.categorical_case_attributes]
         )
-        self._records = RecordBuilder(scorer.activities, scorer.identity, top_k=self._top_k)
+        blamer = Blamer(contract, top_k=self._explanation_top_k)
+        self._records = RecordBuilder(
+            scorer.activities, scorer.identity, top_k=self._top_k, blamer=blamer
+        )
         self._router = Router(self.store, scorer, self.end_activities)
         self._router.unknown_activity_events = unknown_so_far
         self._isolation = Isolation(scorer, enabled=self._isolate, failures=self.scoring_failures)

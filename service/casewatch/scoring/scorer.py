@@ -13,6 +13,7 @@ import onnx
 from casewatch.errors import ModelError
 from casewatch.events import ModelIdentity
 from casewatch.scoring.contract import Contract, read_contract, validate_against_graph
+from casewatch.scoring.explanations import PositionExplanations
 
 FloatMatrix = npt.NDArray[np.float32]
 Features = dict[str, npt.NDArray[np.generic]]
@@ -20,10 +21,21 @@ Features = dict[str, npt.NDArray[np.generic]]
 
 @dataclass(frozen=True, slots=True)
 class ScoreBatch:
-    """Scores of one batch: ``residuals`` is [B, T] (zeros when the model has none)."""
+    """Scores of one batch: ``residuals`` is [B, T] (zeros when the model has none);
+    ``explanation`` is None unless the model declares explanation outputs."""
 
     scores: npt.NDArray[np.float64]
     residuals: FloatMatrix
+    explanation: PositionExplanations | None = None
+
+    @staticmethod
+    def concat(parts: list[ScoreBatch]) -> ScoreBatch:
+        explained = [p.explanation for p in parts if p.explanation is not None]
+        return ScoreBatch(
+            np.concatenate([p.scores for p in parts]),
+            np.concatenate([p.residuals for p in parts]),
+            PositionExplanations.concat(explained) if len(explained) == len(parts) else None,
+        )
 
 
 class Scorer:
@@ -82,6 +94,9 @@ class Scorer:
         outputs = [self.contract.score.name]
         if self.contract.residuals is not None:
             outputs.append(self.contract.residuals)
+        self._explained = self.contract.explanation is not None
+        if self.contract.explanation is not None:
+            outputs += [name for _, name in self.contract.explanation.outputs()]
         self._outputs = outputs
         self._score_sign = 1.0 if self.contract.score.higher_is_anomalous else -1.0
         self.threshold = float(self.contract.threshold)
@@ -102,11 +117,18 @@ class Scorer:
             line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"{self.path}: scoring failed: {line}") from None
         scores = np.asarray(results[0], dtype=np.float64).reshape(batch_size) * self._score_sign
-        if len(results) > 1:
+        if self.contract.residuals is not None:
             residuals = np.asarray(results[1], dtype=np.float32)
         else:
             residuals = np.zeros((batch_size, len(self.activities)), np.float32)
-        return ScoreBatch(scores, residuals)
+        explanation = None
+        if self._explained:
+            surprise, feature, expected, expected_p, observed_p = results[-5:]
+            explanation = PositionExplanations(
+                surprise, feature, expected, expected_p, observed_p,
+                features["sequence"], features.get("event_attributes"),  # type: ignore[arg-type]
+            )  # fmt: skip
+        return ScoreBatch(scores, residuals, explanation)
 
 
 def load_scorer(
