@@ -43,4 +43,5 @@ class Expectations:
 
 def likeliest_values(probabilities: FloatArray) -> IntArray:
     """Per activity (row), the attribute value id with the highest ``p(value | activity)``."""
-    return np.argmax(probabilities, axis=1).astype(np.int64)
+    likeliest: IntArray = np.argmax(probabilities, axis=1).astype(np.int64)
+    return likeliest
