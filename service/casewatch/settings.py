@@ -40,7 +40,8 @@ from casewatch._settings_environment import (
     reveal,
     unknown_names,
 )
-from casewatch._settings_formats import SCHEMA_REGISTRY_ENV_PREFIX, FormatSettings
+from casewatch._settings_explanations import ExplanationSettings
+from casewatch._settings_formats import SCHEMA_REGISTRY_ENV_PREFIX
 from casewatch.kafka.config import ClientOptions
 
 # With the environment's spelling of the settings, which others import from here too.
@@ -56,10 +57,10 @@ _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _PropertyValue = Annotated[str | SecretStr, Field(union_mode="left_to_right")]
 
 
-class Settings(FormatSettings):
+class Settings(ExplanationSettings):
     """Everything the daemon can be configured with, after the cluster, topics and model file
-    (``EndpointSettings``, listed first) and their wire formats (``FormatSettings``); immutable
-    once loaded."""
+    (``EndpointSettings``, listed first), their wire formats (``FormatSettings``) and the
+    explanations (``ExplanationSettings``); immutable once loaded."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,

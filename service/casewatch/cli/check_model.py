@@ -78,11 +78,18 @@ def summary_lines(contract: Contract, sha256: str) -> list[str]:
     lines += [
         f"score       {contract.score.name} ({direction} is more anomalous)",
         f"residuals   {contract.residuals or '(none: no blamed activity)'}",
+        f"explanation {_explanation(contract)}",
         f"threshold   {threshold}",
     ]
     if contract.description:
         lines.append(f"about       {contract.description}")
     return lines
+
+
+def _explanation(contract: Contract) -> str:
+    if contract.explanation is None:
+        return "(none: evaluations name no expected activity)"
+    return ", ".join(name for _, name in contract.explanation.outputs())
 
 
 def verdict(contract: Contract) -> str:
