@@ -10,6 +10,7 @@ import msgspec
 import numpy as np
 import pytest
 
+from casewatch.errors import ModelError
 from casewatch.events import Blame, ModelIdentity
 from casewatch.offline.logs import Trace, read_log
 from casewatch.offline.replay import replay
@@ -183,3 +184,50 @@ def test_the_first_blame_falls_on_an_injected_event(
     assert hits >= share * len(flagged)
     normal = [finals[t.case_id] for t in held_out if not t.label]
     assert all(e.explanation is None for e in normal if not e.anomalous)  # type: ignore[attr-defined]
+
+
+class _FailingToExplain:
+    explains = True
+    threshold = 2.0
+
+    def explain(self, features: object, rows: object) -> PositionExplanations:
+        raise ModelError("m.onnx: explaining failed: boom")
+
+
+def test_a_failing_explanation_run_leaves_the_scores_standing() -> None:
+    snap, batch = _hand_made()
+    plain = ScoreBatch(batch.scores, batch.residuals)
+    blamer = Blamer(CONTRACT)
+    assert blamer.explain(_FailingToExplain(), plain, {}, None) is plain  # type: ignore[arg-type]
+    built, encoded = _build(snap, plain)
+    assert encoded == built
+    assert [json.loads(r)["anomalous"] for r in built] == [True, True, False]
+
+
+def test_only_the_anomalous_rows_are_explained_and_mapped_back_to_their_cases() -> None:
+    snap, batch = _hand_made()
+    assert batch.explanation is not None
+    asked: list[list[int]] = []
+
+    class Explaining:
+        explains = True
+        threshold = 2.0
+
+        def explain(self, features: object, rows: np.ndarray) -> PositionExplanations:  # type: ignore[type-arg]
+            asked.append(rows.tolist())
+            full = batch.explanation
+            assert full is not None
+            return PositionExplanations(
+                full.surprise[[0, 1]], full.feature[[0, 1]], full.expected[[0, 1]],
+                full.expected_probability[[0, 1]], full.observed_probability[[0, 1]],
+                full.sequence[[0, 1]], None if full.event_attributes is None
+                else full.event_attributes[[0, 1]],
+            )  # fmt: skip
+
+    plain = ScoreBatch(batch.scores, batch.residuals)
+    # Isolation kept feature rows 0, 2 and 3 of four; the first two kept cases are anomalous.
+    explained = Blamer(CONTRACT).explain(Explaining(), plain, {}, np.asarray([0, 2, 3]))  # type: ignore[arg-type]
+    assert asked == [[0, 2]]
+    built, encoded = _build(snap, explained)
+    full, _ = _build(snap, batch)
+    assert encoded == built == full

@@ -41,17 +41,17 @@ def test_the_trained_model_declares_its_explanation_outputs(tiny_model: Path) ->
     assert roles == [
         "surprise", "feature", "expected", "expected_probability", "observed_probability"
     ]  # fmt: skip
-    batch = scorer.run(
-        {
-            "sequence": np.full((2, 8), len(scorer.activities) + 1, np.int64),
-            "n_events": np.zeros((2, 1), np.float32),
-            "closed": np.zeros((2, 1), np.float32),
-            "event_attributes": np.zeros((2, 8, 1), np.int64),
-        },
-        2,
-    )
-    assert batch.explanation is not None
-    assert batch.explanation.surprise.shape == (2, 9)
+    assert scorer.explains
+    features = {
+        "sequence": np.full((3, 8), len(scorer.activities) + 1, np.int64),
+        "n_events": np.zeros((3, 1), np.float32),
+        "closed": np.zeros((3, 1), np.float32),
+        "event_attributes": np.zeros((3, 8, 1), np.int64),
+    }
+    assert scorer.run(features, 3).explanation is None  # scoring alone runs a cut-down graph
+    explanation = scorer.explain(features, np.asarray([0, 2]))
+    assert explanation.surprise.shape == (2, 9)
+    assert explanation.sequence.shape == (2, 8)
 
 
 def _set(role: str, output: str) -> Any:
@@ -86,7 +86,7 @@ def test_a_model_without_the_block_loads_and_its_records_carry_no_explanation(
 ) -> None:
     plain = _with_contract(tiny_model, tmp_path / "plain.onnx", lambda c: c.pop("explanation"))
     scorer = Scorer(plain)
-    assert scorer.contract.explanation is None
+    assert scorer.contract.explanation is None and not scorer.explains
     evaluations = StreamingEvaluator(scorer).on_events(
         [*_events("odd", "ACE"), *_events("fine", "ABCE")]
     )

@@ -56,7 +56,8 @@ def fitted() -> tuple[NGramTables, list[object]]:
 def batches(
     fitted: tuple[NGramTables, list[object]], tmp_path_factory: pytest.TempPathFactory
 ) -> list[tuple[Features, ScoreBatch, ScoreBatch]]:
-    """Every batch of a held-out replay, scored with and without the explanation outputs."""
+    """Every batch of a held-out replay: scored and explained, and scored by the same graph
+    exported without the explanation outputs."""
     tables, held_out = fitted
     directory = tmp_path_factory.mktemp("explained")
     explained = _export(tables, directory / "explained.onnx")
@@ -64,7 +65,11 @@ def batches(
     replay(held_out, explained, policy="every-event")  # type: ignore[arg-type]
     out = []
     for features, result in explained.batches:
-        out.append((features, result, plain.run(features, len(result.scores))))
+        everyone = np.arange(len(result.scores))
+        with_explanation = dataclasses.replace(
+            result, explanation=explained.explain(features, everyone)
+        )
+        out.append((features, with_explanation, plain.run(features, len(result.scores))))
     return out
 
 

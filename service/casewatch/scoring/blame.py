@@ -1,47 +1,54 @@
 """Naming the events an anomalous evaluation is blamed on, from the model's explanation outputs.
 
-For each anomalous case, the positions with the largest surprise (up to ``top_k``, ties to the
-earlier position, only positions that add to the score) become ``Blame`` records: the event's
-place in the case, its activity, the blamed attribute if any, what was observed and what the
-model expected there with both probabilities, and one sentence a person reads, e.g.
-``Create PR after Release PO; expected Create PO (0.93)``. Normal evaluations get None, so a
-batch without anomalies costs one comparison.
+Scoring runs a graph without the explanation nodes; after it, the anomalous cases of the batch
+alone go through the whole graph once more (``Blamer.explain``), so a batch without anomalies
+costs one comparison. For each anomalous case, the positions with the largest surprise (up to
+``top_k``, ties to the earlier position, only positions that add to the score) become ``Blame``
+records: the event's place in the case, its activity, the blamed attribute if any, what was
+observed and what the model expected there with both probabilities, and one sentence a person
+reads, e.g. ``Create PR after Release PO; expected Create PO (0.93)``. Normal evaluations get
+None. A failing explanation run leaves the evaluations of its batch without explanations: the
+scores stand.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from typing import Any
 
-import msgspec
 import numpy as np
 
+from casewatch.errors import ModelError
 from casewatch.events import Blame
 from casewatch.scoring.contract import Contract
-from casewatch.scoring.explanations import PositionExplanations
-from casewatch.state.store import IntArray
+from casewatch.scoring.explanations import IntArray, PositionExplanations
+from casewatch.scoring.scorer import Features, ScoreBatch, Scorer
 
 END_LABEL = "<end>"
 UNKNOWN_LABEL = "<unknown>"
 MISSING_LABEL = "<missing>"
 DEFAULT_TOP_K = 2
+BoolArray = np.ndarray[tuple[int], np.dtype[np.bool_]]
 
 
-def reason(blame: Blame, previous: str | None) -> str:
+def reason(
+    position: int, activity: str, attribute: str | None, observed: str, expected: str,
+    probability: float, previous: str | None,
+) -> str:  # fmt: skip
     """The one-line sentence of a blame; ``previous`` is the activity before the blamed event
     (None at the start of the case, or when it fell out of the ring)."""
-    expected = f"{blame.expected} ({blame.expected_probability:.2f})"
-    if blame.activity == END_LABEL:
-        return f"case ended after {previous}; expected {expected}"
-    if blame.attribute is not None:
-        return f"{blame.attribute} {blame.observed} on {blame.activity}; expected {expected}"
-    if blame.expected == END_LABEL:
-        expected = f"the case to end ({blame.expected_probability:.2f})"
-    if blame.position == 1:
-        return f"{blame.activity} at the start; expected {expected}"
+    likeliest = f"{expected} ({probability:.2f})"
+    if activity == END_LABEL:
+        return f"case ended after {previous}; expected {likeliest}"
+    if attribute is not None:
+        return f"{attribute} {observed} on {activity}; expected {likeliest}"
+    if expected == END_LABEL:
+        likeliest = f"the case to end ({probability:.2f})"
+    if position == 1:
+        return f"{activity} at the start; expected {likeliest}"
     if previous is None:
-        return f"{blame.activity}; expected {expected}"
-    return f"{blame.activity} after {previous}; expected {expected}"
+        return f"{activity}; expected {likeliest}"
+    return f"{activity} after {previous}; expected {likeliest}"
 
 
 class Blamer:
@@ -54,71 +61,104 @@ class Blamer:
             [*a.values, UNKNOWN_LABEL, MISSING_LABEL] for a in contract.event_attributes
         ]
         self._ring = contract.sequence_length
+        self._threshold = contract.threshold
         self._top_k = max(0, min(top_k, self._ring + 1))
 
+    def explain(
+        self, scorer: Scorer, batch: ScoreBatch, features: Features, kept: IntArray | None
+    ) -> ScoreBatch:
+        """``batch`` with the explanation outputs of its anomalous cases. ``features`` are the
+        batch's before isolation took failing cases out; ``kept`` names the rows that stayed."""
+        if not self._top_k or not scorer.explains:
+            return batch
+        anomalous = np.flatnonzero(batch.scores > scorer.threshold)
+        if not anomalous.size:
+            return batch
+        try:
+            explanation = scorer.explain(features, anomalous if kept is None else kept[anomalous])
+        except ModelError:
+            return batch
+        return dataclasses.replace(
+            batch, explanation=dataclasses.replace(explanation, rows=anomalous)
+        )
+
     def blames(
-        self,
-        explanation: PositionExplanations | None,
-        anomalous: np.ndarray[tuple[int], np.dtype[np.bool_]],
-        n_events: IntArray,
+        self, explanation: PositionExplanations | None, anomalous: BoolArray, n_events: IntArray
     ) -> list[list[Blame] | None]:
         """Per case of the batch: its blames when anomalous, else None."""
         out: list[list[Blame] | None] = [None] * len(anomalous)
         if explanation is None or not self._top_k or not anomalous.any():
             return out
-        rows = np.flatnonzero(anomalous)
-        surprise = explanation.surprise[rows]
+        if explanation.rows is None:
+            at = np.flatnonzero(anomalous)
+            rows = at
+        else:
+            at = np.flatnonzero(anomalous[explanation.rows])
+            rows = explanation.rows[at]
+        surprise = explanation.surprise[at]
         order = np.argsort(-surprise, axis=1, kind="stable")[:, : self._top_k]
-        top = np.take_along_axis(surprise, order, axis=1) > 0
-        for row, columns, kept, n in zip(
-            rows.tolist(), order.tolist(), top.tolist(), n_events[rows].tolist(), strict=True
-        ):
-            out[row] = [
-                self._blame(explanation, row, column, n)
-                for column, keep in zip(columns, kept, strict=True)
-                if keep
-            ]
+        chosen = np.take_along_axis(surprise, order, axis=1) > 0
+        which, column = np.repeat(at, order.shape[1])[chosen.ravel()], order[chosen]
+        blames = self._blames(explanation, which, column, np.repeat(n_events[rows], chosen.sum(1)))
+        bounds = np.concatenate([[0], np.cumsum(chosen.sum(axis=1))]).tolist()
+        for i, row in enumerate(rows.tolist()):
+            out[row] = blames[bounds[i] : bounds[i + 1]]
         return out
 
-    def _blame(self, x: PositionExplanations, row: int, column: int, n_events: int) -> Blame:
+    def _blames(
+        self, x: PositionExplanations, which: IntArray, column: IntArray, n_events: IntArray
+    ) -> list[Blame]:
+        """One blame per (explanation row, column) pair; whole columns go to Python at once."""
         ring = self._ring
-        expected_id = int(x.expected[row, column])
-        feature = int(x.feature[row, column])
         at_end = column == ring
         # The ring is right-aligned: its last column holds the case's latest event.
-        position = n_events + 1 if at_end else n_events - (ring - 1 - column)
-        before = ring - 1 if at_end else column - 1
-        previous = self._activity(x.sequence, row, before) if before >= 0 else None
-        activity = END_LABEL if at_end else self._activity(x.sequence, row, column)
-        attribute: str | None = None
-        observed, expected = activity, self._label(self._activities, expected_id)
-        if feature > 0 and not at_end and x.event_attributes is not None:
-            j = feature - 1
-            attribute = self._attributes[j]
-            values = self._values[j]
-            observed = self._label(values, int(x.event_attributes[row, column, j]))
-            expected = self._label(values, expected_id)
-        blame = Blame(
-            position,
-            activity,
-            attribute,
-            observed,
-            expected,
-            _significant(x.expected_probability[row, column]),
-            _significant(x.observed_probability[row, column]),
-            round(float(x.surprise[row, column]), 6),
-            "",
-        )
-        return msgspec.structs.replace(blame, reason=reason(blame, previous))
+        position = np.where(at_end, n_events + 1, n_events - (ring - 1 - column))
+        event_column = np.minimum(column, ring - 1)
+        activity = x.sequence[which, event_column]
+        previous = np.where(column > 0, x.sequence[which, np.maximum(column - 1, 0)], -1)
+        previous = np.where(at_end, activity, previous)
+        feature = np.where(at_end, 0, x.feature[which, column])
+        if x.event_attributes is not None and x.event_attributes.shape[2]:
+            j = np.maximum(feature - 1, 0)
+            value = x.event_attributes[which, event_column, j]
+        else:
+            value = np.full(which.shape, -1)
+        out = []
+        for args in zip(
+            position.tolist(), activity.tolist(), previous.tolist(), at_end.tolist(),
+            feature.tolist(), value.tolist(), x.expected[which, column].tolist(),
+            x.expected_probability[which, column].tolist(),
+            x.observed_probability[which, column].tolist(), x.surprise[which, column].tolist(),
+            strict=True,
+        ):  # fmt: skip
+            out.append(self._blame(*args))
+        return out
 
-    def _activity(self, sequence: IntArray, row: int, column: int) -> str:
-        return self._label(self._activities, int(sequence[row, column]))
+    def _blame(
+        self, position: int, activity_id: int, previous_id: int, at_end: bool, feature: int,
+        value: int, expected_id: int, expected_p: float, observed_p: float, surprise: float,
+    ) -> Blame:  # fmt: skip
+        activities = self._activities
+        activity = END_LABEL if at_end else _label(activities, activity_id)
+        previous = _label(activities, previous_id) if previous_id >= 0 else None
+        attribute = None
+        observed, expected = activity, _label(activities, expected_id)
+        if feature > 0 and feature <= len(self._attributes):
+            attribute = self._attributes[feature - 1]
+            values = self._values[feature - 1]
+            observed, expected = _label(values, value), _label(values, expected_id)
+        expected_p = _significant(expected_p)
+        sentence = reason(position, activity, attribute, observed, expected, expected_p, previous)
+        return Blame(
+            position, activity, attribute, observed, expected, expected_p,
+            _significant(observed_p), round(surprise, 6), sentence,
+        )  # fmt: skip
 
-    @staticmethod
-    def _label(labels: Sequence[str], index: int) -> str:
-        return labels[index] if 0 <= index < len(labels) else UNKNOWN_LABEL
+
+def _label(labels: Sequence[str], index: int) -> str:
+    return labels[index] if 0 <= index < len(labels) else UNKNOWN_LABEL
 
 
-def _significant(probability: np.floating[Any]) -> float:
+def _significant(probability: float) -> float:
     """Six significant digits: a tiny observed probability is not rounded away to 0."""
-    return float(f"{float(probability):.6g}")
+    return float(f"{probability:.6g}")

@@ -79,9 +79,9 @@ class StreamingEvaluator:
         self._gatherer = FeatureGatherer(
             scorer.features, [len(a.values) for a in contract.categorical_case_attributes]
         )
-        blamer = Blamer(contract, top_k=self._explanation_top_k)
+        self._blamer = Blamer(contract, top_k=self._explanation_top_k)
         self._records = RecordBuilder(
-            scorer.activities, scorer.identity, top_k=self._top_k, blamer=blamer
+            scorer.activities, scorer.identity, top_k=self._top_k, blamer=self._blamer
         )
         self._router = Router(self.store, scorer, self.end_activities)
         self._router.unknown_activity_events = unknown_so_far
@@ -288,6 +288,7 @@ class StreamingEvaluator:
         snap, features = concat_parts(parts)
         now = self._clock() if now is None else now
         snap, scores, kept = self._isolation.score(snap, features, source_topic, now)
+        scores = self._blamer.explain(self.scorer, scores, features, kept)
         evaluations = self._records.build(
             snap, scores, threshold=self.scorer.threshold, source_topic=source_topic, now=now
         )
