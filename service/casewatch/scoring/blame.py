@@ -17,6 +17,7 @@ import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from casewatch.errors import ModelError
 from casewatch.events import Blame
@@ -108,57 +109,60 @@ class Blamer:
     def _blames(
         self, x: PositionExplanations, which: IntArray, column: IntArray, n_events: IntArray
     ) -> list[Blame]:
-        """One blame per (explanation row, column) pair; whole columns go to Python at once."""
+        """One blame per (explanation row, column) pair: every field is worked out on whole
+        columns, so the loop only writes the sentence and the record."""
         ring = self._ring
         at_end = column == ring
         # The ring is right-aligned: its last column holds the case's latest event.
         position = np.where(at_end, n_events + 1, n_events - (ring - 1 - column))
         event_column = np.minimum(column, ring - 1)
-        activity = x.sequence[which, event_column]
-        previous = np.where(column > 0, x.sequence[which, np.maximum(column - 1, 0)], -1)
-        previous = np.where(at_end, activity, previous)
+        activity_ids = x.sequence[which, event_column]
+        activity = _labels(self._activities, activity_ids)
+        activity[at_end] = END_LABEL
+        previous = _labels(self._activities, x.sequence[which, np.maximum(column - 1, 0)])
+        previous[at_end] = _labels(self._activities, activity_ids[at_end])
+        previous[(column == 0) | (position == 1)] = None
         feature = np.where(at_end, 0, x.feature[which, column])
-        if x.event_attributes is not None and x.event_attributes.shape[2]:
-            j = np.maximum(feature - 1, 0)
-            value = x.event_attributes[which, event_column, j]
-        else:
-            value = np.full(which.shape, -1)
-        out = []
-        for args in zip(
-            position.tolist(), activity.tolist(), previous.tolist(), at_end.tolist(),
-            feature.tolist(), value.tolist(), x.expected[which, column].tolist(),
-            x.expected_probability[which, column].tolist(),
-            x.observed_probability[which, column].tolist(), x.surprise[which, column].tolist(),
+        expected_ids = x.expected[which, column]
+        observed, expected = activity.copy(), _labels(self._activities, expected_ids)
+        attribute = np.full(which.shape, None, dtype=object)
+        for j, (name, values) in enumerate(zip(self._attributes, self._values, strict=True)):
+            blamed = feature == j + 1
+            if blamed.any() and x.event_attributes is not None:
+                attribute[blamed] = name
+                value_ids = x.event_attributes[which[blamed], event_column[blamed], j]
+                observed[blamed] = _labels(values, value_ids)
+                expected[blamed] = _labels(values, expected_ids[blamed])
+        expected_p = _significant(x.expected_probability[which, column])
+        observed_p = _significant(x.observed_probability[which, column])
+        surprise = np.round(x.surprise[which, column].astype(np.float64), 6)
+        out: list[Blame] = []
+        append = out.append
+        for at, act, attr, seen, likeliest, p, q, score, before in zip(
+            position.tolist(), activity.tolist(), attribute.tolist(), observed.tolist(),
+            expected.tolist(), expected_p, observed_p, surprise.tolist(), previous.tolist(),
             strict=True,
         ):  # fmt: skip
-            out.append(self._blame(*args))
+            sentence = reason(at, act, attr, seen, likeliest, p, before)
+            append(Blame(at, act, attr, seen, likeliest, p, q, score, sentence))
         return out
 
-    def _blame(
-        self, position: int, activity_id: int, previous_id: int, at_end: bool, feature: int,
-        value: int, expected_id: int, expected_p: float, observed_p: float, surprise: float,
-    ) -> Blame:  # fmt: skip
-        activities = self._activities
-        activity = END_LABEL if at_end else _label(activities, activity_id)
-        previous = _label(activities, previous_id) if previous_id >= 0 else None
-        attribute = None
-        observed, expected = activity, _label(activities, expected_id)
-        if feature > 0 and feature <= len(self._attributes):
-            attribute = self._attributes[feature - 1]
-            values = self._values[feature - 1]
-            observed, expected = _label(values, value), _label(values, expected_id)
-        expected_p = _significant(expected_p)
-        sentence = reason(position, activity, attribute, observed, expected, expected_p, previous)
-        return Blame(
-            position, activity, attribute, observed, expected, expected_p,
-            _significant(observed_p), round(surprise, 6), sentence,
-        )  # fmt: skip
+
+def _labels(labels: Sequence[str], ids: IntArray) -> npt.NDArray[np.object_]:
+    """The label of each id; an id without one (a model's own padding, say) is unknown."""
+    table = np.asarray([*labels, UNKNOWN_LABEL], dtype=object)
+    inside = (ids >= 0) & (ids < len(labels))
+    out: npt.NDArray[np.object_] = table[np.where(inside, ids, len(labels))]
+    return out
 
 
-def _label(labels: Sequence[str], index: int) -> str:
-    return labels[index] if 0 <= index < len(labels) else UNKNOWN_LABEL
-
-
-def _significant(probability: float) -> float:
-    """Six significant digits: a tiny observed probability is not rounded away to 0."""
-    return float(f"{probability:.6g}")
+def _significant(probabilities: npt.NDArray[np.float32]) -> list[float]:
+    """Six significant digits: a tiny observed probability is not rounded away to 0. Integer
+    over a power of ten is the double nearest the decimal, as parsing its text gives."""
+    p = probabilities.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        decimals = np.clip(5 - np.floor(np.log10(np.where(p > 0, p, 1.0))), 0, 22)
+        scale = 10.0**decimals
+        rounded = np.where(p > 0, np.round(p * scale) / scale, p)
+    values: list[float] = rounded.tolist()
+    return values
