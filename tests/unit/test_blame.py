@@ -10,6 +10,7 @@ import msgspec
 import numpy as np
 import pytest
 
+from casewatch import StreamingEvaluator, StreamingEvent
 from casewatch.errors import ModelError
 from casewatch.events import Blame, ModelIdentity
 from casewatch.offline.logs import Trace, read_log
@@ -231,3 +232,17 @@ def test_only_the_anomalous_rows_are_explained_and_mapped_back_to_their_cases() 
     built, encoded = _build(snap, explained)
     full, _ = _build(snap, batch)
     assert encoded == built == full
+
+
+def test_a_case_longer_than_the_ring_counts_positions_from_its_start(tiny_model: Path) -> None:
+    names = "AB" + "C" * 20 + "AE"  # the ring holds 8 events; "A" after "C" is odd
+    events = [
+        StreamingEvent("long", n, attributes={"user": "ann"}, close=i == len(names) - 1)
+        for i, n in enumerate(names)
+    ]
+    (evaluation,) = StreamingEvaluator(tiny_model).on_events(events)
+    assert evaluation.anomalous and evaluation.explanation
+    blamed = {b.position: b for b in evaluation.explanation}
+    assert 23 in blamed  # the second "A", 1-based, counted with n_events
+    assert blamed[23].activity == "A"
+    assert blamed[23].reason.startswith("A after C; expected ")
