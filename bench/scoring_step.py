@@ -58,7 +58,7 @@ def run_once(
     # Instance attributes shadow the methods for this evaluator only.
     original_run = scorer.run
     scorer.run = timed(original_run, timings, "model")  # type: ignore[method-assign]
-    records = evaluator._records  # the bench splits out this private step
+    records = evaluator._bound.records  # the bench splits out this private step
     records.build = timed(records.build, timings, "build")  # type: ignore[method-assign]
     encode = msgspec.json.Encoder().encode
     try:

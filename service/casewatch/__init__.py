@@ -14,6 +14,7 @@ from casewatch.errors import (
     ModelError,
 )
 from casewatch.events import (
+    Blame,
     ModelIdentity,
     Source,
     StreamingEvaluation,
@@ -26,6 +27,7 @@ from casewatch.scoring.evaluator import StreamingEvaluator
 from casewatch.scoring.scorer import Scorer, load_scorer
 
 __all__ = [
+    "Blame",
     "CasewatchError",
     "ConfigError",
     "Contract",

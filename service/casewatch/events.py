@@ -47,6 +47,25 @@ class TransitionResidual(msgspec.Struct, frozen=True, gc=False):
     residual: float
 
 
+class Blame(msgspec.Struct, frozen=True, gc=False):
+    """An event an anomalous evaluation is blamed on, and what the model expected in its place.
+
+    ``position`` is 1-based in the case (``n_events + 1`` for the end of a closed case);
+    ``attribute`` names the blamed event attribute, None when the activity (or the end) is to
+    blame; ``observed`` and ``expected`` are activities then, else values of the attribute.
+    """
+
+    position: int
+    activity: str
+    attribute: str | None
+    observed: str
+    expected: str
+    expected_probability: float
+    observed_probability: float
+    surprise: float
+    reason: str
+
+
 class StreamingEvaluation(msgspec.Struct, gc=False):
     """The verdict on one case at one point of its life; the output topic's record (JSON)."""
 
@@ -66,3 +85,5 @@ class StreamingEvaluation(msgspec.Struct, gc=False):
     model: ModelIdentity
     source: Source
     unknown_activities: int = 0
+    # Anomalous evaluations of a model with explanation outputs only; None otherwise.
+    explanation: list[Blame] | None = None

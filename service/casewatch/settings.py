@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from casewatch._settings_drift import DriftSettings
 from casewatch._settings_endpoints import (
     XES_FIELD_NAMES,
     Names,
@@ -41,6 +40,7 @@ from casewatch._settings_environment import (
     reveal,
     unknown_names,
 )
+from casewatch._settings_explanations import ExplanationSettings
 from casewatch._settings_formats import SCHEMA_REGISTRY_ENV_PREFIX
 from casewatch.kafka.config import ClientOptions
 
@@ -57,10 +57,9 @@ _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _PropertyValue = Annotated[str | SecretStr, Field(union_mode="left_to_right")]
 
 
-class Settings(DriftSettings):
-    """Everything the daemon can be configured with, after the cluster, topics and model file
-    (``EndpointSettings``, listed first), their wire formats (``FormatSettings``) and the case
-    alerts (``AlertSettings``); immutable once loaded."""
+class Settings(ExplanationSettings):
+    """Everything the daemon can be configured with, after the cluster, topics, model, formats,
+    alerts, drift and explanations (the ``_settings_*`` mixins, listed first); immutable."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,

@@ -234,6 +234,21 @@ def test_a_model_failing_on_one_case_fails_only_that_case(
     assert evaluator.open_case_count == 0
 
 
+def test_cases_scored_around_a_failing_one_keep_their_explanations(
+    failing_at_five: Path, tiny_model: Path
+) -> None:
+    cases = {"odd": "ACE", "long": "ABCCCE", "fine": "ABDE", "odd2": "ADE"}
+    evaluator = StreamingEvaluator(failing_at_five, isolate_scoring_failures=True)
+    evaluations = evaluator.on_events(closed_cases(cases), source_topic="in")
+    reference = StreamingEvaluator(tiny_model).on_events(closed_cases(cases), source_topic="in")
+    expected = {e.case_id: e.explanation for e in reference}
+    assert [f.case_id for f in evaluator.scoring_failures] == ["long"]
+    assert {e.case_id: e.explanation for e in evaluations} == {
+        c: expected[c] for c in ("odd", "fine", "odd2")
+    }
+    assert expected["odd"] and expected["fine"] is None
+
+
 def test_a_failing_case_scored_on_every_event_stays_open(failing_at_five: Path) -> None:
     evaluator = StreamingEvaluator(
         failing_at_five, score_on_every_event=True, isolate_scoring_failures=True

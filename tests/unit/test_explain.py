@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import onnx
 import pytest
+from rich.markup import escape
 
+from casewatch.cli.demo_view import case_lines
 from casewatch.events import StreamingEvaluation
-from casewatch.offline.explain import explain, pick_flagged
+from casewatch.offline.explain import explain, pick_flagged, reason
 from casewatch.offline.logs import Trace, read_log
 from casewatch.offline.replay import replay
+from casewatch.scoring.contract import METADATA_KEY
 from casewatch.scoring.scorer import Scorer
 from tests.conftest import BUNDLED_LOG
 from tests.unit.conftest import make_trace
@@ -84,3 +89,43 @@ def test_picked_cases_are_flagged_and_cover_the_anomaly_types_first(
     assert all(finals[t.case_id].anomalous for t in picked)
     assert len({t.anomaly_type for t in picked}) == 4
     assert pick_flagged(sample, finals, 0) == []
+
+
+def _without_explanations(model: Path, target: Path) -> Path:
+    loaded = onnx.load(str(model))
+    entry = next(p for p in loaded.metadata_props if p.key == METADATA_KEY)
+    contract = json.loads(entry.value)
+    contract.pop("explanation")
+    entry.value = json.dumps(contract)
+    onnx.save(loaded, str(target))
+    return target
+
+
+def test_a_model_that_explains_itself_is_read_as_the_record_says(tiny_model: Path) -> None:
+    scorer = Scorer(tiny_model)
+    trace = make_trace("skip", "ACE", label=True)
+    final = _finals([trace], scorer)["skip"]
+    case = explain(trace, final, scorer)
+    assert final.explanation
+    assert case.blame == final.explanation[0]
+    assert (
+        reason(case)
+        == final.explanation[0].reason
+        == "C after A; expected B " + (f"({final.explanation[0].expected_probability:.2f})")
+    )
+    assert case.expected is not None and case.expected.probability is not None
+    (blamed,) = (line for line in case_lines(case) if "►" in line)
+    assert blamed.endswith(escape(final.explanation[0].reason))
+
+
+def test_without_explanation_outputs_the_scorer_is_asked_and_residuals_are_shown(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    scorer = Scorer(_without_explanations(tiny_model, tmp_path / "plain.onnx"))
+    trace = make_trace("skip", "ACE", label=True)
+    final = _finals([trace], scorer)["skip"]
+    case = explain(trace, final, scorer)
+    assert final.explanation is None and case.blame is None
+    assert case.blamed_position == 1
+    assert case.expected is not None and case.expected.activity == "B"
+    assert reason(case).startswith(f"residual {case.blamed_residual:.2f}; expected B (residual")

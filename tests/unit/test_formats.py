@@ -19,6 +19,7 @@ from casewatch.daemon.formats import REGISTRY_REASONS, RegistryEventDecoder
 from casewatch.daemon.wire_formats import evaluation_encoder, event_decoder, invalid_reasons
 from casewatch.errors import ConfigError, InvalidEventError
 from casewatch.events import (
+    Blame,
     ModelIdentity,
     Source,
     StreamingEvaluation,
@@ -179,19 +180,29 @@ def test_protobuf_input_without_a_registered_schema_stops_start_up(
         _decoder("protobuf", registry)
 
 
-def _evaluation() -> StreamingEvaluation:
+BLAMES = [
+    Blame(2, "Create PO", None, "Create PO", "Create SC", 0.93, 0.01, 2.5,
+          "Create PO after Pay; expected Create SC (0.93)"),
+    Blame(3, "Pay", "user", "Sam", "Ann", 0.8, 0.05, 1.0, "user Sam on Pay; expected Ann (0.80)"),
+]  # fmt: skip
+
+
+def _evaluation(explanation: list[Blame] | None = None) -> StreamingEvaluation:
     return StreamingEvaluation(
         "0f" * 16, "c-1", 3, 2.5, 1.25, True, {"Create PO": 2.0, "Pay": 0.5},
         [TransitionResidual("Create PO", 2.0), TransitionResidual("Pay", 0.5)], True, "close",
         None, 1_700_000_000.0, 1_700_000_050.5, ModelIdentity("ref", "2.0.0", "ab" * 32),
-        Source(None, 2, 41), 1,
+        Source(None, 2, 41), 1, explanation,
     )  # fmt: skip
 
 
-def test_avro_evaluations_hold_the_json_record_content(registry: dict[str, str]) -> None:
+@pytest.mark.parametrize("explanation", [None, BLAMES], ids=["unexplained", "explained"])
+def test_avro_evaluations_hold_the_json_record_content(
+    registry: dict[str, str], explanation: list[Blame] | None
+) -> None:
     encoder = evaluation_encoder("avro", topic="scores", registry=registry)
     assert isinstance(encoder, AvroEvaluationEncoder)
-    evaluation = _evaluation()
+    evaluation = _evaluation(explanation)
     value = encoder.encode(evaluation)
     assert value[0] == 0  # Confluent framing: magic byte, then the registered schema id
     assert int.from_bytes(value[1:5], "big") == encoder.schema_id

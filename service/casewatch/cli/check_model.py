@@ -80,6 +80,7 @@ def summary_lines(contract: Contract, sha256: str) -> list[str]:
     lines += [
         f"score       {contract.score.name} ({direction} is more anomalous)",
         f"residuals   {contract.residuals or '(none: no blamed activity)'}",
+        f"explanation {_explanation(contract)}",
         f"threshold   {threshold}",
     ]
     if contract.description:
@@ -95,6 +96,12 @@ def drift_line(summary: TrainingSummary | None) -> str:
         f"drift       training summary of {summary.cases} cases, {summary.events} events, "
         f"{len(summary.score_bins.shares)} score bins"
     )
+
+
+def _explanation(contract: Contract) -> str:
+    if contract.explanation is None:
+        return "(none: evaluations name no expected activity)"
+    return ", ".join(name for _, name in contract.explanation.outputs())
 
 
 def verdict(contract: Contract) -> str:

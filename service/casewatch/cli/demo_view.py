@@ -80,13 +80,22 @@ def _print_examples(console: Console, run: DemoRun, scorer: Scorer) -> None:
     picked = pick_flagged(pool, run.closed, EXAMPLES)
     if not picked:
         return
+    cases = [explain(trace, run.closed[trace.case_id], scorer) for trace in picked]
     console.print()
     console.print(f"[bold]{len(picked)} flagged cases[/bold] (the blamed event is marked ►)")
-    console.print("residual: how much less likely an event is than the likeliest one in its place")
-    console.print("(log ratio; 0 = what the model expects); a case's score is its largest residual")
-    for trace in picked:
+    if all(case.blame is not None for case in cases):
+        console.print("as the evaluation records explain them: the likeliest activity or value in")
+        console.print("the blamed event's place, with the model's probability for it")
+    else:
+        console.print(
+            "residual: how much less likely an event is than the likeliest one in its place"
+        )
+        console.print(
+            "(log ratio; 0 = what the model expects); a case's score is its largest residual"
+        )
+    for case in cases:
         console.print()
-        for line in case_lines(explain(trace, run.closed[trace.case_id], scorer)):
+        for line in case_lines(case):
             console.print(line)
 
 

@@ -62,6 +62,7 @@ def load_evaluator(settings: Settings) -> StreamingEvaluator:
         idle_ttl=settings.idle_ttl_seconds,
         idle_quiet=settings.idle_quiet,
         max_open_cases=settings.max_open_cases,
+        explanation_top_k=settings.explanation_top_k,
         track_changes=True,
         isolate_scoring_failures=True,
         alert_after=settings.alert_after if settings.alert_topic is not None else None,

@@ -1,9 +1,13 @@
 """How a flagged case reads: its events in order, the event it is blamed on, what was expected.
 
-The evaluation record names the activity with the largest residual (``top_transitions``), not
-the event: an activity can occur several times in a case. Replaying the case alone through the
-evaluator on every event finds the first event at which that activity's residual reaches its
-final value, which is the blamed event.
+A model with explanation outputs names the blamed event in the record itself (``explanation``,
+see ``casewatch.scoring.blame``): its first blame is taken as it is, so the summary reads like
+the record, with the model's expected activity or value and its probability.
+
+For other models, the evaluation record names the activity with the largest residual
+(``top_transitions``), not the event: an activity can occur several times in a case. Replaying
+the case alone through the evaluator on every event finds the first event at which that
+activity's residual reaches its final value, which is the blamed event.
 
 The n-gram tables the score comes from are not in the ONNX file, so the expected activity is
 found with the scorer itself: the case up to the blamed event is scored once per known
@@ -20,8 +24,9 @@ from dataclasses import dataclass
 
 import msgspec
 
-from casewatch.events import StreamingEvaluation, StreamingEvent
+from casewatch.events import Blame, StreamingEvaluation, StreamingEvent
 from casewatch.offline.logs import Trace
+from casewatch.scoring.blame import END_LABEL
 from casewatch.scoring.evaluator import StreamingEvaluator
 from casewatch.scoring.scorer import Scorer
 
@@ -49,10 +54,12 @@ class ExplainedEvent:
 @dataclass(frozen=True, slots=True)
 class Expectation:
     """The least surprising activity at the blamed position, and its residual there; activity
-    ``None`` means the case was expected to end before the blamed event."""
+    ``None`` means the case was expected to end before the blamed event. ``probability`` is
+    the model's own, when it explains itself (the residual of its expectation is then 0)."""
 
     activity: str | None
     residual: float
+    probability: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +75,8 @@ class CaseExplanation:
     expected: Expectation | None
     label: bool | None
     anomaly_type: str | None
+    # The record's first blame, when the model explains itself; ``reason`` is then its sentence.
+    blame: Blame | None = None
 
     @property
     def ratio(self) -> float:
@@ -77,6 +86,8 @@ class CaseExplanation:
 
 def explain(trace: Trace, final: StreamingEvaluation, scorer: Scorer) -> CaseExplanation:
     """The explanation of one case from its final evaluation."""
+    if final.explanation and trace.events:
+        return _from_blame(trace, final, scorer, final.explanation[0])
     blamed_activity = final.top_transitions[0].transition if final.top_transitions else None
     position = None
     expected = None
@@ -84,21 +95,12 @@ def explain(trace: Trace, final: StreamingEvaluation, scorer: Scorer) -> CaseExp
         position = _blamed_position(trace, blamed_activity, scorer)
     if position is not None:
         expected = _expected(trace, position, scorer)
-    scored = [a.name for a in scorer.contract.event_attributes]
-    events = [
-        ExplainedEvent(
-            activity=event.name,
-            attributes={k: str(event.attributes[k]) for k in scored if k in event.attributes},
-            blamed=i == position,
-        )
-        for i, event in enumerate(trace.events)
-    ]
     return CaseExplanation(
         case_id=trace.case_id,
         score=final.trace_score,
         threshold=final.threshold,
         anomalous=final.anomalous,
-        events=events,
+        events=_events(trace, scorer, position),
         blamed_position=position,
         blamed_activity=blamed_activity,
         blamed_residual=final.top_transitions[0].residual if final.top_transitions else 0.0,
@@ -106,6 +108,43 @@ def explain(trace: Trace, final: StreamingEvaluation, scorer: Scorer) -> CaseExp
         label=trace.label,
         anomaly_type=trace.anomaly_type,
     )
+
+
+def _from_blame(
+    trace: Trace, final: StreamingEvaluation, scorer: Scorer, blame: Blame
+) -> CaseExplanation:
+    """The record's own blame; the end of a case is marked on its last event."""
+    position = min(blame.position, len(trace.events)) - 1
+    expected = None
+    if blame.attribute is None:
+        activity = None if blame.expected == END_LABEL else blame.expected
+        expected = Expectation(activity, 0.0, blame.expected_probability)
+    return CaseExplanation(
+        case_id=trace.case_id,
+        score=final.trace_score,
+        threshold=final.threshold,
+        anomalous=final.anomalous,
+        events=_events(trace, scorer, position),
+        blamed_position=position,
+        blamed_activity=trace.events[position].name,
+        blamed_residual=blame.surprise,
+        expected=expected,
+        label=trace.label,
+        anomaly_type=trace.anomaly_type,
+        blame=blame,
+    )
+
+
+def _events(trace: Trace, scorer: Scorer, blamed: int | None) -> list[ExplainedEvent]:
+    scored = [a.name for a in scorer.contract.event_attributes]
+    return [
+        ExplainedEvent(
+            activity=event.name,
+            attributes={k: str(event.attributes[k]) for k in scored if k in event.attributes},
+            blamed=i == blamed,
+        )
+        for i, event in enumerate(trace.events)
+    ]
 
 
 def truth(case: CaseExplanation) -> str:
@@ -118,7 +157,9 @@ def truth(case: CaseExplanation) -> str:
 
 
 def reason(case: CaseExplanation) -> str:
-    """Why the blamed event is blamed, in one line."""
+    """Why the blamed event is blamed, in one line: the record's sentence when it has one."""
+    if case.blame is not None:
+        return case.blame.reason
     blame = f"residual {case.blamed_residual:.2f}"
     expected = case.expected
     if expected is None:

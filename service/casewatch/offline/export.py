@@ -21,6 +21,7 @@ import numpy.typing as npt
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from casewatch.offline.export_expected import EXPLANATION, explanation_outputs
 from casewatch.offline.ngram import AttributeModel, NGramTables
 from casewatch.scoring.contract import (
     CategoricalAttribute,
@@ -232,6 +233,9 @@ def build_model(
         helper.make_tensor_value_info("residuals", TensorProto.FLOAT, ["batch", t]),
         helper.make_tensor_value_info("score", TensorProto.FLOAT, ["batch"]),
     ]
+    explained = tables.expectations is not None
+    if explained:
+        outputs += explanation_outputs(g, tables, k)
     graph = helper.make_graph(g.nodes, f"casewatch_{name}", inputs, outputs, g.initializers)
     model = helper.make_model(
         graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="casewatch"
@@ -252,6 +256,7 @@ def build_model(
         threshold=threshold,
         threshold_method=threshold_method,
         description=description,
+        explanation=EXPLANATION if explained else None,
     )
     embed_contract(model, contract)
     return model

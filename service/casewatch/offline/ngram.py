@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from casewatch.offline.expected import Expectations
 from casewatch.offline.logs import Trace
 
 FloatArray = npt.NDArray[np.float64]
@@ -74,6 +75,8 @@ class NGramTables:
     end_scores: FloatArray  # [V] surprise of END after each activity, scaled
     transition_scale: float = 1.0
     attributes: list[AttributeModel] = field(default_factory=list)
+    # The likeliest activity per context: what an explanation names as expected.
+    expectations: Expectations | None = None
 
     @property
     def vocabulary(self) -> int:
@@ -143,9 +146,10 @@ def fit_ngram(traces: Sequence[Trace], *, order: int = 3) -> NGramTables:
             window = tuple(padded[position - order + 1 : position + 1])
             transitions[window] += 1
             windows.append(window)
-    transition_scores = _surprise(_witten_bell_ngram(transitions))
-    bigrams = transitions.reshape(-1, v, v).sum(axis=0)
-    end_scores = _surprise(_witten_bell_ngram(bigrams))[:, end]
+    transition_probabilities = _witten_bell_ngram(transitions)
+    transition_scores = _surprise(transition_probabilities)
+    bigrams = _witten_bell_ngram(transitions.reshape(-1, v, v).sum(axis=0))
+    end_scores = _surprise(bigrams)[:, end]
     end_scores[start] = 0.0  # an empty case never reaches the scorer
     seen = np.asarray(windows, dtype=np.int64)
     ends = seen[:, -1] == end
@@ -165,6 +169,7 @@ def fit_ngram(traces: Sequence[Trace], *, order: int = 3) -> NGramTables:
         end_scores=end_scores * transition_scale,
         transition_scale=transition_scale,
         attributes=attributes,
+        expectations=Expectations.of(transition_probabilities, bigrams),
     )
 
 

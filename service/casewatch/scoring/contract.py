@@ -68,8 +68,38 @@ class ScoreOutput(_Frozen):
     higher_is_anomalous: bool = True
 
 
+class ExplanationOutputs(_Frozen):
+    """Optional outputs that say, per event, what the model expected in its place.
+
+    Each names a graph output of shape ``[B, K + 1]``: columns ``0..K-1`` are the positions of
+    ``sequence`` (right-aligned like it), column ``K`` is the end of a closed case. ``feature`` is
+    int64: 0 blames the activity (control flow, and always for the end), ``j >= 1`` the event
+    attribute ``event_attributes[j - 1]``. ``expected`` is int64: an activity id (``T`` unknown,
+    ``T + 1`` the end of the case) or, for an attribute, a value id (``len(values)`` unknown,
+    ``+1`` missing). ``surprise``, ``expected_probability`` and ``observed_probability`` are
+    float32: how much the position adds to the score (0 where nothing is odd), and the model's
+    probabilities of the expected and of the observed activity or value there.
+    """
+
+    surprise: str
+    feature: str
+    expected: str
+    expected_probability: str
+    observed_probability: str
+
+    def outputs(self) -> list[tuple[str, str]]:
+        """(role, graph output name) in the order the scorer fetches them."""
+        return [(role, getattr(self, role)) for role in EXPLANATION_ROLES]
+
+
+EXPLANATION_ROLES = ("surprise", "feature", "expected", "expected_probability",
+                     "observed_probability")  # fmt: skip
+_EXPLANATION_INTEGER_ROLES = frozenset({"feature", "expected"})
+
+
 class Contract(_Frozen):
-    """What a scorer reads (``inputs``) and returns (``residuals``, ``score``)."""
+    """What a scorer reads (``inputs``) and returns (``residuals``, ``score``, and optionally
+    ``explanation``)."""
 
     schema_version: Literal[1] = 1
     name: str
@@ -88,6 +118,7 @@ class Contract(_Frozen):
     # Share of the training cases above the threshold: the alert volume to expect in production.
     expected_flagged_share: float | None = Field(default=None, ge=0, le=1)
     description: str = ""
+    explanation: ExplanationOutputs | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Contract:
@@ -228,6 +259,31 @@ def validate_against_graph(contract: Contract, graph: onnx.GraphProto, *, origin
     _expect(
         score, origin=origin, dtype=_FLOAT, dims=[None] if rank == 1 else [None, 1], role="output"
     )
+    if contract.explanation is not None:
+        _validate_explanation(contract, contract.explanation, graph_outputs, origin=origin)
+
+
+def _validate_explanation(
+    contract: Contract,
+    explanation: ExplanationOutputs,
+    graph_outputs: dict[str, onnx.ValueInfoProto],
+    *,
+    origin: str,
+) -> None:
+    """Every explanation output exists with its dtype and shape [B, K + 1]; the inputs it is
+    read against (the sequence, and the event attributes it can blame) are bound."""
+    if "sequence" not in contract.features:
+        raise ContractError(f"{origin}: explanation outputs need the 'sequence' feature as input")
+    if contract.event_attributes and "event_attributes" not in contract.features:
+        raise ContractError(
+            f"{origin}: explanation outputs need the 'event_attributes' feature as input"
+        )
+    dims: list[int | None] = [None, contract.sequence_length + 1]
+    for role, name in explanation.outputs():
+        if name not in graph_outputs:
+            raise ContractError(f"{origin}: explanation {role} output {name!r} not in graph")
+        dtype = _INT64 if role in _EXPLANATION_INTEGER_ROLES else _FLOAT
+        _expect(graph_outputs[name], origin=origin, dtype=dtype, dims=dims, role="output")
 
 
 def contract_json(path: str | Path) -> str:

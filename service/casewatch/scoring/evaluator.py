@@ -18,12 +18,12 @@ import numpy as np
 
 from casewatch.events import ModelIdentity, StreamingEvaluation, StreamingEvent, Trigger
 from casewatch.scoring.alerts import AlertJudge, CaseAlert
-from casewatch.scoring.features import FeatureGatherer, Snapshot, concat_parts, snapshot
-from casewatch.scoring.isolation import Isolation, ScoringFailure
+from casewatch.scoring.blame import DEFAULT_TOP_K
+from casewatch.scoring.bound import BoundScorer, Part
+from casewatch.scoring.isolation import ScoringFailure
 from casewatch.scoring.migration import carry_over, same_state_layout, store_shape
-from casewatch.scoring.records import RecordBuilder
 from casewatch.scoring.routing import Router, RoutingCounts
-from casewatch.scoring.scorer import Features, Scorer
+from casewatch.scoring.scorer import Scorer
 from casewatch.state.changes import ChangeTracker, StateChanges
 from casewatch.state.codec import decode_state
 from casewatch.state.store import CaseStore, FloatArray, IntArray
@@ -48,6 +48,7 @@ class StreamingEvaluator:
         monotonic: Callable[[], float] = time.monotonic,
         initial_capacity: int = 1024,
         top_k: int = 3,
+        explanation_top_k: int = DEFAULT_TOP_K,
         track_changes: bool = False,
         isolate_scoring_failures: bool = False,
         alert_after: int | None = None,
@@ -64,6 +65,7 @@ class StreamingEvaluator:
         self.max_open_cases = max_open_cases
         self._clock = clock
         self._top_k = top_k
+        self._explanation_top_k = explanation_top_k
         self.store = CaseStore(store_shape(self.scorer.contract), capacity=initial_capacity)
         # The daemon writes changed cases to its changelog; offline replays need no tracking.
         self._changes = ChangeTracker() if track_changes else None
@@ -75,14 +77,15 @@ class StreamingEvaluator:
 
     def _bind(self, scorer: Scorer, counts: RoutingCounts) -> None:
         """Resolve everything that depends on the scorer once, not per batch."""
-        contract = scorer.contract
         self.scorer = scorer
-        self._gatherer = FeatureGatherer(
-            scorer.features, [len(a.values) for a in contract.categorical_case_attributes]
+        self._bound = BoundScorer(
+            scorer,
+            top_k=self._top_k,
+            explanation_top_k=self._explanation_top_k,
+            isolate=self._isolate,
+            failures=self.scoring_failures,
         )
-        self._records = RecordBuilder(scorer.activities, scorer.identity, top_k=self._top_k)
         self._router = Router(self.store, scorer, self.end_activities, counts)
-        self._isolation = Isolation(scorer, enabled=self._isolate, failures=self.scoring_failures)
 
     def swap_scorer(self, scorer: Scorer) -> bool:
         """Score with ``scorer`` from the next batch on; open cases are kept.
@@ -188,7 +191,7 @@ class StreamingEvaluator:
         store, router = self.store, self._router
         if self._changes is not None:
             self._changes.touched(batch.rows)
-        parts: list[tuple[Snapshot, Features]] = []
+        parts: list[Part] = []
         causes: list[IntArray] = []  # index of the event (or eviction) behind each evaluation
         for selected in batch.generations():
             router.apply(batch, selected, seen)
@@ -269,31 +272,24 @@ class StreamingEvaluator:
         case_ids: list[str],
         triggers: list[Trigger],
         closed: bool | np.ndarray,
-    ) -> tuple[Snapshot, Features]:
-        closed_mask = np.broadcast_to(np.asarray(closed, dtype=np.bool_), rows.shape).copy()
-        snap = snapshot(self.store, rows, case_ids, triggers, closed_mask)
-        return snap, self._gatherer.gather(self.store, rows, closed_mask)
+    ) -> Part:
+        return self._bound.due(self.store, rows, case_ids, triggers, closed)
 
-    def _due_leaving(self, rows: IntArray, trigger: Trigger) -> tuple[Snapshot, Features]:
+    def _due_leaving(self, rows: IntArray, trigger: Trigger) -> Part:
         case_ids = self.store.case_ids_of(rows)
         return self._due(rows, case_ids, [trigger] * len(case_ids), False)
 
     def _evaluate(
         self,
-        parts: list[tuple[Snapshot, Features]],
+        parts: list[Part],
         source_topic: str | None,
         now: float | None = None,
         causes: list[IntArray] | None = None,
     ) -> list[StreamingEvaluation]:
         if not parts:
             return []
-        snap, features = concat_parts(parts)
         now = self._clock() if now is None else now
-        snap, scores, kept = self._isolation.score(snap, features, source_topic, now)
-        evaluations = self._records.build(
-            snap, scores, threshold=self.scorer.threshold, source_topic=source_topic, now=now
-        )
-        rows = snap.rows
+        evaluations, rows, kept = self._bound.evaluate(parts, source_topic, now)
         if causes is not None and len(causes) > 1:
             # Generations score in generation order; report in the order of the events.
             cause = np.concatenate(causes)

@@ -107,10 +107,7 @@ def bisect(scorer: Scorer, features: Features, size: int, error: str) -> Split:
         width = len(scorer.activities)
         scored.append(ScoreBatch(np.zeros(0), np.zeros((0, width), np.float32)))
         kept.append(np.zeros(0, np.int64))
-    scores = ScoreBatch(
-        np.concatenate([s.scores for s in scored]),
-        np.concatenate([s.residuals for s in scored]),
-    )
+    scores = ScoreBatch.concat(scored)
     return Split(np.concatenate(kept), scores, np.asarray(failed, np.int64), errors)
 
 

@@ -20,6 +20,7 @@ import msgspec
 import numpy as np
 
 from casewatch.events import ModelIdentity
+from casewatch.scoring.blame import Blamer
 from casewatch.scoring.features import Snapshot
 from casewatch.scoring.scorer import ScoreBatch
 
@@ -40,7 +41,14 @@ def _numbers(values: list[float] | list[int]) -> list[bytes]:
 class RecordEncoder:
     """``encode(snapshot, scores, ...) -> list[bytes]``; label fragments resolved once."""
 
-    def __init__(self, activities: list[str], identity: ModelIdentity, *, top_k: int = 3) -> None:
+    def __init__(
+        self,
+        activities: list[str],
+        identity: ModelIdentity,
+        *,
+        top_k: int = 3,
+        blamer: Blamer | None = None,
+    ) -> None:
         labels = [str(a) for a in activities]
         # '"label":' for the residual map, '{"transition":"label","residual":' for the top list.
         self._map_keys = np.asarray([_json(a) + b":" for a in labels], dtype=object)
@@ -51,6 +59,7 @@ class RecordEncoder:
         self._model = _json(identity)
         self._top_k = max(1, min(top_k, len(labels)))
         self._triggers: dict[str, bytes] = {}
+        self._blamer = blamer
 
     def encode(
         self,
@@ -71,17 +80,18 @@ class RecordEncoder:
         first_times = [None if isnan(t) else t for t in snap.first_time.tolist()]
         last_times = [None if isnan(t) else t for t in snap.last_time.tolist()]
         triggers = self._trigger_texts(snap.triggers)
+        explanations = self._explanation_texts(snap, batch, threshold)
         id_prefix = f"{self._identity.sha256}|"
         blake2b = hashlib.blake2b
         out: list[bytes] = []
         append = out.append
         for (
             case_id, score, score_text, n, trigger, trigger_text, partition, first_offset,
-            last_offset, first_time, last_time, closed, unknown, residual_map, top,
+            last_offset, first_time, last_time, closed, unknown, residual_map, top, explanation,
         ) in zip(
             snap.case_ids, scores, rounded, n_events, snap.triggers, triggers, partitions,
             snap.first_offset.tolist(), last_offsets, first_times, last_times,
-            snap.closed.tolist(), snap.unknown.tolist(), maps, tops, strict=True,
+            snap.closed.tolist(), snap.unknown.tolist(), maps, tops, explanations, strict=True,
         ):  # fmt: skip
             # The id text is RecordBuilder's, character for character: redeliveries de-duplicate.
             text = (
@@ -105,6 +115,7 @@ class RecordEncoder:
                     b"%d" % partition,
                     b"%d" % last_offset,
                     b"%d" % unknown,
+                    explanation,
                 )
             )
         return out
@@ -125,8 +136,18 @@ class RecordEncoder:
             + self._model.replace(b"%", b"%%")
             + b',"source":{"topic":'
             + constant(source_topic)
-            + b',"partition":%b,"offset":%b},"unknown_activities":%b}'
+            + b',"partition":%b,"offset":%b},"unknown_activities":%b,"explanation":%b}'
         )
+
+    def _explanation_texts(
+        self, snap: Snapshot, batch: ScoreBatch, threshold: float
+    ) -> list[bytes]:
+        """``null`` for each case but the anomalous ones of an explaining model; those few are
+        encoded from the same ``Blame`` records the builder puts in its evaluations."""
+        if self._blamer is None:
+            return [b"null"] * len(snap)
+        blames = self._blamer.blames(batch.explanation, batch.scores > threshold, snap.n_events)
+        return [b"null" if b is None else _json(b) for b in blames]
 
     def _residual_texts(
         self, n_cases: int, residuals: np.ndarray[Any, Any]

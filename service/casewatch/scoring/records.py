@@ -11,11 +11,13 @@ from typing import Any
 import numpy as np
 
 from casewatch.events import (
+    Blame,
     ModelIdentity,
     Source,
     StreamingEvaluation,
     TransitionResidual,
 )
+from casewatch.scoring.blame import Blamer
 from casewatch.scoring.features import Snapshot
 from casewatch.scoring.scorer import ScoreBatch
 
@@ -23,10 +25,18 @@ from casewatch.scoring.scorer import ScoreBatch
 class RecordBuilder:
     """Builds StreamingEvaluation records; label arrays and model identity resolved once."""
 
-    def __init__(self, activities: list[str], identity: ModelIdentity, *, top_k: int = 3) -> None:
+    def __init__(
+        self,
+        activities: list[str],
+        identity: ModelIdentity,
+        *,
+        top_k: int = 3,
+        blamer: Blamer | None = None,
+    ) -> None:
         self._labels = np.asarray(activities, dtype=object)
         self._identity = identity
         self._top_k = max(1, min(top_k, len(activities)))
+        self._blamer = blamer
 
     def build(
         self,
@@ -44,7 +54,7 @@ class RecordBuilder:
         nonzero_values = residuals[case_of, transition].tolist()
         pairs = zip(nonzero_labels, nonzero_values, strict=True)
         top_structs, top_counts = self._top_structs(residuals)
-        columns = _columns(snap, batch, top_counts)
+        columns = _columns(snap, batch, top_counts, self._explanations(snap, batch, threshold))
         identity = self._identity
         id_prefix = f"{identity.sha256}|"
         blake2b = hashlib.blake2b
@@ -52,7 +62,7 @@ class RecordBuilder:
         append = records.append
         for i, (
             case_id, score, n_events, trigger, partition, first_offset, last_offset,
-            first_time, last_time, closed, unknown, top_count,
+            first_time, last_time, closed, unknown, top_count, explanation,
         ) in enumerate(columns):  # fmt: skip
             # The evaluation_id: same input scored by the same model, same id (so consumers
             # can de-duplicate redeliveries). Built inline: a call per record is measurable.
@@ -80,9 +90,17 @@ class RecordBuilder:
                     identity,
                     Source(source_topic, partition, last_offset),
                     unknown,
+                    explanation,
                 )
             )
         return records
+
+    def _explanations(
+        self, snap: Snapshot, batch: ScoreBatch, threshold: float
+    ) -> list[list[Blame] | None]:
+        if self._blamer is None:
+            return [None] * len(snap)
+        return self._blamer.blames(batch.explanation, batch.scores > threshold, snap.n_events)
 
     def _top_structs(
         self, residuals: np.ndarray[Any, Any]
@@ -120,7 +138,12 @@ class RecordBuilder:
         return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_values, order, axis=1)
 
 
-def _columns(snap: Snapshot, batch: ScoreBatch, top_counts: list[int]) -> Iterator[tuple[Any, ...]]:
+def _columns(
+    snap: Snapshot,
+    batch: ScoreBatch,
+    top_counts: list[int],
+    explanations: list[list[Blame] | None],
+) -> Iterator[tuple[Any, ...]]:
     """The batch's record fields, one tuple per case. Whole columns go to Python once: indexing
     numpy scalars row by row costs more than the records themselves."""
     first_times = [None if isnan(t) else t for t in snap.first_time.tolist()]
@@ -138,5 +161,6 @@ def _columns(snap: Snapshot, batch: ScoreBatch, top_counts: list[int]) -> Iterat
         snap.closed.tolist(),
         snap.unknown.tolist(),
         top_counts,
+        explanations,
         strict=True,
     )

@@ -5,14 +5,17 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import onnx
+import onnx.utils
 
 from casewatch.errors import ModelError
 from casewatch.events import ModelIdentity
 from casewatch.scoring.contract import Contract, read_contract, validate_against_graph
+from casewatch.scoring.explanations import IntArray, PositionExplanations
 from casewatch.scoring.training_summary import TrainingSummary, read_training_summary
 
 FloatMatrix = npt.NDArray[np.float32]
@@ -21,10 +24,20 @@ Features = dict[str, npt.NDArray[np.generic]]
 
 @dataclass(frozen=True, slots=True)
 class ScoreBatch:
-    """Scores of one batch: ``residuals`` is [B, T] (zeros when the model has none)."""
+    """Scores of one batch: ``residuals`` is [B, T] (zeros when the model has none);
+    ``explanation`` holds the explanation outputs of its anomalous cases, None until they are
+    asked for (``Scorer.explain``) or when the model declares none."""
 
     scores: npt.NDArray[np.float64]
     residuals: FloatMatrix
+    explanation: PositionExplanations | None = None
+
+    @staticmethod
+    def concat(parts: list[ScoreBatch]) -> ScoreBatch:
+        """Scores of several runs, one after the other (explanations are added afterwards)."""
+        return ScoreBatch(
+            np.concatenate([p.scores for p in parts]), np.concatenate([p.residuals for p in parts])
+        )
 
 
 class Scorer:
@@ -65,13 +78,15 @@ class Scorer:
         # Fatal only: a failing run is raised as ModelError with its cause, and the raw
         # onnxruntime error lines would repeat it on stderr for every isolated case.
         options.log_severity_level = 4
-        try:
-            self._session = ort.InferenceSession(
-                payload, sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"{self.path}: onnxruntime cannot load the model: {reason}") from None
+        explanation = self.contract.explanation
+        # Scoring runs a copy of the graph without the explanation nodes (onnxruntime runs every
+        # node of a graph whatever is fetched), so only anomalous cases pay for them.
+        scoring = payload if explanation is None else _scoring_only(model, self.contract)
+        self._session = self._open(ort, scoring, options)
+        self._explaining = None if explanation is None else self._open(ort, payload, options)
+        self._explanation_outputs = [] if explanation is None else [
+            name for _, name in explanation.outputs()
+        ]  # fmt: skip
         self.identity = ModelIdentity(
             name=self.contract.name,
             version=self.contract.version,
@@ -95,23 +110,72 @@ class Scorer:
         """One session run for the whole batch."""
         if batch_size == 0:
             return ScoreBatch(np.zeros(0), np.zeros((0, len(self.activities)), np.float32))
+        try:
+            results = self._session.run(self._outputs, self._feed(features))
+        except Exception as exc:
+            line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{self.path}: scoring failed: {line}") from None
+        scores = np.asarray(results[0], dtype=np.float64).reshape(batch_size) * self._score_sign
+        if self.contract.residuals is not None:
+            residuals = np.asarray(results[1], dtype=np.float32)
+        else:
+            residuals = np.zeros((batch_size, len(self.activities)), np.float32)
+        return ScoreBatch(scores, residuals)
+
+    @property
+    def explains(self) -> bool:
+        """Whether the model declares explanation outputs."""
+        return self._explaining is not None
+
+    def explain(self, features: Features, rows: IntArray) -> PositionExplanations:
+        """The explanation outputs for ``rows`` of a batch, in one run of the whole graph."""
+        if self._explaining is None:
+            raise ModelError(f"{self.path}: the model declares no explanation outputs")
+        subset = {name: array[rows] for name, array in features.items()}
+        try:
+            results = self._explaining.run(self._explanation_outputs, self._feed(subset))
+        except Exception as exc:
+            line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{self.path}: explaining failed: {line}") from None
+        surprise, feature, expected, expected_p, observed_p = results
+        attributes = subset.get("event_attributes")
+        return PositionExplanations(
+            surprise, feature, expected, expected_p, observed_p,
+            np.asarray(subset["sequence"], np.int64),
+            None if attributes is None else np.asarray(attributes, np.int64),
+        )  # fmt: skip
+
+    def _open(self, ort: Any, payload: bytes, options: Any) -> Any:
+        try:
+            return ort.InferenceSession(
+                payload, sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{self.path}: onnxruntime cannot load the model: {reason}") from None
+
+    def _feed(self, features: Features) -> dict[str, npt.NDArray[np.generic]]:
         feed: dict[str, npt.NDArray[np.generic]] = {}
         for name, parts in self._bindings:
             if len(parts) == 1:
                 feed[name] = features[parts[0]]
             else:
                 feed[name] = np.concatenate([features[p] for p in parts], axis=1)
-        try:
-            results = self._session.run(self._outputs, feed)
-        except Exception as exc:
-            line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"{self.path}: scoring failed: {line}") from None
-        scores = np.asarray(results[0], dtype=np.float64).reshape(batch_size) * self._score_sign
-        if len(results) > 1:
-            residuals = np.asarray(results[1], dtype=np.float32)
-        else:
-            residuals = np.zeros((batch_size, len(self.activities)), np.float32)
-        return ScoreBatch(scores, residuals)
+        return feed
+
+
+def _scoring_only(model: onnx.ModelProto, contract: Contract) -> bytes:
+    """The graph cut down to what the score and residuals need."""
+    inputs = [binding.name for binding in contract.inputs]
+    outputs = [contract.score.name, *([contract.residuals] if contract.residuals else [])]
+    try:
+        cut: bytes = onnx.utils.Extractor(model).extract_model(inputs, outputs).SerializeToString()
+    except Exception:
+        # A graph the extractor cannot cut (its shape inference refuses it) still scores
+        # whole: every case then pays for the explanation nodes, nothing else changes.
+        whole: bytes = model.SerializeToString()
+        return whole
+    return cut
 
 
 def load_scorer(

@@ -1,0 +1,70 @@
+"""A scorer bound to everything that turns due cases into evaluation records.
+
+Resolved once per model, not per batch (the evaluator binds a new one when the model is
+swapped): feature gathering, the model call with failing cases isolated, explanations of the
+anomalous cases, and the records.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from casewatch.events import StreamingEvaluation, Trigger
+from casewatch.scoring.blame import Blamer
+from casewatch.scoring.features import FeatureGatherer, Snapshot, concat_parts, snapshot
+from casewatch.scoring.isolation import Isolation, ScoringFailure
+from casewatch.scoring.records import RecordBuilder
+from casewatch.scoring.scorer import Features, Scorer
+from casewatch.state.store import CaseStore, IntArray
+
+Part = tuple[Snapshot, Features]
+
+
+class BoundScorer:
+    """Due cases of a store in, evaluation records out."""
+
+    def __init__(
+        self,
+        scorer: Scorer,
+        *,
+        top_k: int,
+        explanation_top_k: int,
+        isolate: bool,
+        failures: list[ScoringFailure],
+    ) -> None:
+        contract = scorer.contract
+        self.scorer = scorer
+        self.gatherer = FeatureGatherer(
+            scorer.features, [len(a.values) for a in contract.categorical_case_attributes]
+        )
+        self.blamer = Blamer(contract, top_k=explanation_top_k)
+        self.records = RecordBuilder(
+            scorer.activities, scorer.identity, top_k=top_k, blamer=self.blamer
+        )
+        self.isolation = Isolation(scorer, enabled=isolate, failures=failures)
+
+    def due(
+        self,
+        store: CaseStore,
+        rows: IntArray,
+        case_ids: list[str],
+        triggers: list[Trigger],
+        closed: bool | np.ndarray,
+    ) -> Part:
+        """The snapshot and model features of ``rows``, read before any of them is released."""
+        closed_mask = np.broadcast_to(np.asarray(closed, dtype=np.bool_), rows.shape).copy()
+        snap = snapshot(store, rows, case_ids, triggers, closed_mask)
+        return snap, self.gatherer.gather(store, rows, closed_mask)
+
+    def evaluate(
+        self, parts: list[Part], source_topic: str | None, now: float
+    ) -> tuple[list[StreamingEvaluation], IntArray, IntArray | None]:
+        """One model call for all parts: the records, their store rows, and which of the
+        concatenated cases were kept (None: all; the others went to the scoring failures)."""
+        snap, features = concat_parts(parts)
+        snap, scores, kept = self.isolation.score(snap, features, source_topic, now)
+        scores = self.blamer.explain(self.scorer, scores, features, kept)
+        evaluations = self.records.build(
+            snap, scores, threshold=self.scorer.threshold, source_topic=source_topic, now=now
+        )
+        return evaluations, snap.rows, kept
