@@ -13,13 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import msgspec
-from confluent_kafka.schema_registry import Schema
-from confluent_kafka.schema_registry.avro import AvroSerializer
-from confluent_kafka.serialization import MessageField, SerializationContext
-
-from casewatch.kafka.registry import EVALUATION_AVRO, registry_errors, schema_text, value_subject
-from casewatch.scoring.alerts import CaseAlert
+from casewatch.kafka.registry import EVALUATION_AVRO, schema_text
+from casewatch.scoring.avro_output import RegisteredAvroEncoder
 
 
 def alert_schema() -> str:
@@ -50,28 +45,8 @@ def _type_name(declared: Any) -> Any:
     return declared["name"] if isinstance(declared, dict) else declared
 
 
-def _as_dict(alert: CaseAlert, context: Any) -> Any:
-    return msgspec.to_builtins(alert)
-
-
-class AvroAlertEncoder:
-    """``encode(alert) -> bytes`` like ``msgspec.json.Encoder``, in Avro."""
+class AvroAlertEncoder(RegisteredAvroEncoder):
+    """Case alerts with ``alert_schema()``."""
 
     def __init__(self, client: Any, topic: str) -> None:
-        self.schema = alert_schema()
-        self.subject = value_subject(topic)
-        with registry_errors(f"cannot register the alert schema as {self.subject!r}"):
-            self.schema_id: int = client.register_schema(self.subject, Schema(self.schema, "AVRO"))
-        self._serialize = AvroSerializer(
-            client,
-            self.schema,
-            _as_dict,
-            {"auto.register.schemas": False, "use.schema.id": self.schema_id},
-        )
-        self._context = SerializationContext(topic, MessageField.VALUE)
-
-    def encode(self, alert: CaseAlert) -> bytes:
-        return self._serialize(alert, self._context)  # type: ignore[no-any-return]
-
-
-__all__ = ["AvroAlertEncoder", "alert_schema"]
+        super().__init__(client, topic, alert_schema(), "alert")

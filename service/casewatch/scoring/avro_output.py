@@ -16,21 +16,21 @@ from confluent_kafka.schema_registry import Schema
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from casewatch.events import StreamingEvaluation
 from casewatch.kafka.registry import EVALUATION_AVRO, registry_errors, schema_text, value_subject
 
 
-def _as_dict(evaluation: StreamingEvaluation, context: Any) -> Any:
-    return msgspec.to_builtins(evaluation)
+def _as_dict(record: msgspec.Struct, context: Any) -> Any:
+    return msgspec.to_builtins(record)
 
 
-class AvroEvaluationEncoder:
-    """``encode(evaluation) -> bytes`` like ``msgspec.json.Encoder``, in Avro."""
+class RegisteredAvroEncoder:
+    """``encode(record) -> bytes`` like ``msgspec.json.Encoder``, in Avro with ``schema``
+    registered under ``<topic>-value`` (``what`` names the record in the one-line error)."""
 
-    def __init__(self, client: Any, topic: str) -> None:
-        self.schema = schema_text(EVALUATION_AVRO)
+    def __init__(self, client: Any, topic: str, schema: str, what: str) -> None:
+        self.schema = schema
         self.subject = value_subject(topic)
-        with registry_errors(f"cannot register the evaluation schema as {self.subject!r}"):
+        with registry_errors(f"cannot register the {what} schema as {self.subject!r}"):
             self.schema_id: int = client.register_schema(self.subject, Schema(self.schema, "AVRO"))
         # Written with the id registered above: the serializer registers nothing per record.
         self._serialize = AvroSerializer(
@@ -41,8 +41,12 @@ class AvroEvaluationEncoder:
         )
         self._context = SerializationContext(topic, MessageField.VALUE)
 
-    def encode(self, evaluation: StreamingEvaluation) -> bytes:
-        return self._serialize(evaluation, self._context)  # type: ignore[no-any-return]
+    def encode(self, record: msgspec.Struct) -> bytes:
+        return self._serialize(record, self._context)  # type: ignore[no-any-return]
 
 
-__all__ = ["AvroEvaluationEncoder"]
+class AvroEvaluationEncoder(RegisteredAvroEncoder):
+    """Evaluations with the bundled ``evaluation.avsc``."""
+
+    def __init__(self, client: Any, topic: str) -> None:
+        super().__init__(client, topic, schema_text(EVALUATION_AVRO), "evaluation")

@@ -8,16 +8,15 @@ that closed, timed out or was evicted) carries that offset in a header.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from casewatch.errors import ConfigError, KafkaFailure
-from casewatch.kafka import clients
+from casewatch.errors import ConfigError
 from casewatch.kafka.producer import OutputProducer
+from casewatch.kafka.topic_creation import create_topic
 from casewatch.state.changes import StateChanges
 from casewatch.telemetry.logging import get_logger
 
@@ -105,25 +104,4 @@ def _create(
         replication_factor=-1,
         config={"cleanup.policy": "compact"},
     )
-    future = admin.create_topics([topic], operation_timeout=timeout)[name]
-    try:
-        future.result(timeout=timeout + 2)
-        log.info("changelog_created", topic=name, partitions=partitions, compacted=True)
-    except Exception as exc:  # any failure falls back to auto-creation
-        log.warning("changelog_admin_create_failed", topic=name, error=str(exc))
-    return _partition_count(name, admin_config, timeout)
-
-
-def _partition_count(topic: str, admin_config: dict[str, Any], timeout: float) -> int:
-    """Partitions of ``topic``, auto-created by the metadata request if it does not exist."""
-    producer: Any = clients.producer(admin_config)
-    deadline = time.monotonic() + timeout
-    while True:
-        found = producer.list_topics(topic, timeout=timeout).topics.get(topic)
-        # A freshly auto-created topic can report "leader not available" for a moment.
-        if found is not None and found.error is None and found.partitions:
-            return len(found.partitions)
-        if time.monotonic() > deadline:
-            error = "no metadata" if found is None else found.error
-            raise KafkaFailure(f"cannot create the changelog topic {topic!r}: {error}")
-        time.sleep(0.1)
+    return create_topic(admin, admin_config, topic, timeout, role="changelog", compacted=True)
