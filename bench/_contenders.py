@@ -6,7 +6,8 @@ and report their progress through a shared counter.
 * ceiling (read): consume + the daemon's EventDecoder, nothing else: what any design that only
   reads can reach here; the ceiling of scoring on close, which produces one record per case.
 * ceiling pipe: the read ceiling plus one ~0.6 KB JSON record produced per event and delivered,
-  with the daemon's producer batching: the ceiling of scoring on every event.
+  taking batches and batching produce as the daemon does: the ceiling of scoring on every event,
+  and paced, the floor of its latency.
 * naive: what a first design does: ``json.loads`` per event, a Python list of events per case, and
   on each scoring the whole buffered trace re-encoded into the model's input tensors and scored
   with a batch of one, each evaluation produced as soon as it exists.
@@ -25,6 +26,7 @@ import numpy as np
 
 from _feed import FETCH, QUIET, Shared, cpu_seconds, peak_rss
 from casewatch.daemon.decode import EventDecoder
+from casewatch.daemon.loop import Daemon
 from casewatch.scoring.scorer import Scorer
 
 
@@ -64,7 +66,8 @@ def ceiling(
 
 # About the size of one evaluation record of the reference model (its residual map dominates).
 _PIPE_PADDING = "x" * 480
-_PIPE_PRODUCER = {"linger.ms": 5, "compression.type": "lz4", "acks": "all"}
+# The daemon's producer batching (``casewatch.kafka.config``), so the pipe is its floor.
+_PIPE_PRODUCER = {"linger.ms": 2, "compression.type": "lz4", "acks": "all"}
 
 
 def pipe(
@@ -87,12 +90,14 @@ def pipe(
     cpu = cpu_seconds()
     shared.ready.set()
     while seen < total:
-        for message in consumer.consume(num_messages=2000, timeout=wait):
+        # The daemon's way of taking a batch: what is fetched, else wake on the first message.
+        for message in Daemon._take(consumer, 2000, wait):
             if message.error() is not None:
                 continue
             event = decode(message.value(), message.key(), message.partition(), message.offset())
             record = {
                 "case_id": event.case_id, "activity": event.name, "n_events": seen,
+                "last_event_at": event.timestamp,
                 "source": {"partition": event.partition, "offset": event.offset},
                 "padding": _PIPE_PADDING,
             }  # fmt: skip

@@ -8,7 +8,8 @@ contender gets fresh topics. A feeder process produces the stream, stamping each
 send time and staying at most ``--backlog`` events ahead of the contender; a collector process
 reads the evaluations. Per contender: events/s from the first produce to the last evaluation
 delivered (casewatch: and its offsets committed for every partition), then a second, paced run
-at half that rate for p50/p99 event-to-evaluation latency, and peak RSS (VmHWM) of the
+at half that rate for p50/p99 event-to-evaluation latency (casewatch: also the pipe ceiling paced
+at the same rate, the latency floor of this broker and machine), and peak RSS (VmHWM) of the
 contender's process. The naive evaluator is measured on the stream's first ``--naive-fraction``
 of cases (same generator, whole cases), because it is too slow for the full stream.
 """
@@ -87,7 +88,7 @@ class Bench:
         group = f"bench-{uuid.uuid4().hex[:8]}"
         wait = self.args.batch_wait_ms / 1000
         try:
-            if name == "ceiling pipe":
+            if name.startswith("ceiling pipe"):
                 contender = CTX.Process(
                     target=pipe,
                     args=(self.bootstrap, topics["input"], topics["output"], self.partitions,
@@ -117,7 +118,9 @@ class Bench:
                 pid = daemon.pid
                 daemon_cpu = cpu_seconds(pid)
                 threads_before = thread_cpu(pid)
-            if not name.startswith("ceiling"):
+            # Paced runs measure latency, so the pipe ceiling gets a collector then too.
+            collects = not name.startswith("ceiling") or rate > 0
+            if collects:
                 # The collector paces the feeder for the daemon; the naive one reports itself.
                 collected.progress = shared.progress
                 watcher = CTX.Process(
@@ -135,7 +138,7 @@ class Bench:
             feed.start()
             processes.append(feed)
             result = Result(name, total)
-            done = shared if name.startswith("ceiling") else collected
+            done = collected if collects else shared
             latencies: list[float] = []
             deadline = time.time() + self.args.timeout
             scraped = 0.0
@@ -153,7 +156,7 @@ class Bench:
             if done.done_at.value == 0:
                 raise RuntimeError(f"{name}: not finished after {self.args.timeout} s")
             end = done.done_at.value
-            if not name.startswith("ceiling"):
+            if collects:
                 latencies = receive.recv()[0]
             if daemon is not None:
                 end = max(end, self.wait_committed(topics["input"], group, deadline))
@@ -238,10 +241,22 @@ def measure(
     paced_rate = result.rate / 2
     cases = max(10, int(paced_rate * args.latency_seconds / args.case_length))
     paced = generate(cases, args.case_length, args.open_cases, seed=11)
-    latency = bench.run(name + " paced", paced, every_event, rate=paced_rate)
-    result.p50_ms, result.p99_ms = latency.p50_ms, latency.p99_ms
-    result.notes.append(f"latency at {paced_rate:,.0f}/s")
+    measured = bench.run(name + " paced", paced, every_event, rate=paced_rate)
+    result.p50_ms, result.p99_ms = measured.p50_ms, measured.p99_ms
+    note = f"latency at {paced_rate:,.0f}/s"
+    if name.startswith("casewatch"):
+        # The same stream at the same rate through the pipe ceiling: the latency floor.
+        floor = bench.run("ceiling pipe paced", paced, True, rate=paced_rate)
+        result.floor_p99_ms = floor.p99_ms
+        note += f" (pipe ceiling: {_percentiles(floor)})"
+    result.notes.append(note)
     return result
+
+
+def _percentiles(result: Result) -> str:
+    if result.p50_ms is None or result.p99_ms is None:
+        return "no latencies"
+    return f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms"
 
 
 def main() -> None:
