@@ -14,29 +14,22 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from tests.score_term import with_score_term
+
 
 def failing_copy(model: Path, out: Path, *, at_events: int) -> Path:
-    graph_model = onnx.load(str(model))
-    graph = graph_model.graph
-    if "n_events" not in {i.name for i in graph.input}:
-        raise ValueError(f"{model} has no n_events input")
-    score = next(o.name for o in graph.output if o.name == "score")
-    producer = next(n for n in graph.node if score in n.output)
-    producer.output[list(producer.output).index(score)] = "score_before_poison"
-    graph.initializer.extend(
-        [
+    return with_score_term(
+        model,
+        out,
+        before="score_before_poison",
+        term="poison_term",
+        initializers=[
             numpy_helper.from_array(np.zeros(at_events, np.float32), "poison_table"),
             numpy_helper.from_array(np.array([-1], np.int64), "poison_flat"),
-        ]
-    )
-    graph.node.extend(
-        [
+        ],
+        nodes=[
             helper.make_node("Cast", ["n_events"], ["poison_index"], to=onnx.TensorProto.INT64),
             helper.make_node("Gather", ["poison_table", "poison_index"], ["poison_gathered"]),
             helper.make_node("Reshape", ["poison_gathered", "poison_flat"], ["poison_term"]),
-            helper.make_node("Add", ["score_before_poison", "poison_term"], [score]),
-        ]
+        ],
     )
-    onnx.checker.check_model(graph_model)
-    onnx.save(graph_model, str(out))
-    return out

@@ -14,37 +14,30 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from tests.score_term import with_score_term
+
 # Far above any threshold the bundled models learn.
 ABOVE = 1000.0
 
 
 def shifted_copy(model: Path, out: Path, offsets: Sequence[float]) -> Path:
-    graph_model = onnx.load(str(model))
-    graph = graph_model.graph
-    if "n_events" not in {i.name for i in graph.input}:
-        raise ValueError(f"{model} has no n_events input")
-    score = next(o.name for o in graph.output if o.name == "score")
-    producer = next(n for n in graph.node if score in n.output)
-    producer.output[list(producer.output).index(score)] = "score_before_shift"
-    graph.initializer.extend(
-        [
+    return with_score_term(
+        model,
+        out,
+        before="score_before_shift",
+        term="shift_term",
+        initializers=[
             numpy_helper.from_array(np.asarray(offsets, np.float32), "shift_table"),
             numpy_helper.from_array(np.array([len(offsets) - 1], np.int64), "shift_last"),
             numpy_helper.from_array(np.array([-1], np.int64), "shift_flat"),
-        ]
-    )
-    graph.node.extend(
-        [
+        ],
+        nodes=[
             helper.make_node("Cast", ["n_events"], ["shift_length"], to=onnx.TensorProto.INT64),
             helper.make_node("Min", ["shift_length", "shift_last"], ["shift_index"]),
             helper.make_node("Gather", ["shift_table", "shift_index"], ["shift_gathered"]),
             helper.make_node("Reshape", ["shift_gathered", "shift_flat"], ["shift_term"]),
-            helper.make_node("Add", ["score_before_shift", "shift_term"], [score]),
-        ]
+        ],
     )
-    onnx.checker.check_model(graph_model)
-    onnx.save(graph_model, str(out))
-    return out
 
 
 def offsets_for(anomalous_lengths: set[int], longest: int) -> list[float]:
