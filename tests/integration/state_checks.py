@@ -9,6 +9,17 @@ from casewatch import StreamingEvaluator
 from casewatch.events import StreamingEvaluation, StreamingEvent
 
 
+def halves(events: list[StreamingEvent]) -> tuple[list[StreamingEvent], list[StreamingEvent]]:
+    """The first half of every case's events, then the rest, each in stream order."""
+    lengths = Counter(e.case_id for e in events)
+    seen: Counter[str] = Counter()
+    first, rest = [], []
+    for event in events:
+        seen[event.case_id] += 1
+        (first if seen[event.case_id] <= lengths[event.case_id] // 2 else rest).append(event)
+    return first, rest
+
+
 def uninterrupted_scores(model: Path, events: list[StreamingEvent]) -> dict[str, float]:
     """Final closed trace_score per case from one uninterrupted pass of the same evaluator."""
     evaluator = StreamingEvaluator(model)

@@ -33,6 +33,7 @@ from tests.integration.daemon_harness import (
     read_records,
     uncommitted,
 )
+from tests.integration.state_checks import halves
 from tests.shifted_model import offsets_for, shifted_copy
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -180,17 +181,6 @@ def test_a_kill_before_the_checkpoint_resends_the_same_alerts(
     assert sorted(distinct.values()) == sorted(expected)
     # Each was sent once before the kill and once more after it, under the same id.
     assert set(Counter(alert.alert_id for alert in alerts).values()) == {2}
-
-
-def halves(events: list[Any]) -> tuple[list[Any], list[Any]]:
-    """The first half of every case's events, then the rest, each in stream order."""
-    lengths = Counter(e.case_id for e in events)
-    seen: Counter[str] = Counter()
-    first, rest = [], []
-    for event in events:
-        seen[event.case_id] += 1
-        (first if seen[event.case_id] <= lengths[event.case_id] // 2 else rest).append(event)
-    return first, rest
 
 
 def test_a_kill_after_the_checkpoint_does_not_alert_again(

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from casewatch.events import StreamingEvent
 from casewatch.kafka.broker import ensure_topics
 from tests.conftest import broker_process
 from tests.integration.daemon_harness import (
@@ -30,24 +29,13 @@ from tests.integration.daemon_harness import (
     uncommitted,
     wait_for_outputs,
 )
-from tests.integration.state_checks import assert_like_an_uninterrupted_run
+from tests.integration.state_checks import assert_like_an_uninterrupted_run, halves
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(240)]
 
 # A short session: a killed member leaves the group quickly, so its partitions move on.
 FAST_GROUP = {"kafka__session_timeout_ms": 6000, "kafka__heartbeat_interval_ms": 500}
 KILL_SEED = 20261201
-
-
-def halves(events: list[StreamingEvent]) -> tuple[list[StreamingEvent], list[StreamingEvent]]:
-    """The first half of every case's events, then the rest, each in stream order."""
-    lengths = Counter(e.case_id for e in events)
-    seen: Counter[str] = Counter()
-    first, rest = [], []
-    for event in events:
-        seen[event.case_id] += 1
-        (first if seen[event.case_id] <= lengths[event.case_id] // 2 else rest).append(event)
-    return first, rest
 
 
 def wait_until_committed(bootstrap: str, topics: dict[str, str], daemon: DaemonProcess) -> None:
