@@ -16,6 +16,7 @@ from casewatch.events import StreamingEvaluation, Trigger
 from casewatch.scoring.explanations import PositionExplanations
 from casewatch.scoring.features import Snapshot
 from casewatch.scoring.isolation import take as take_snapshot
+from casewatch.scoring.json_columns import round6
 from casewatch.scoring.record_bytes import RecordEncoder
 from casewatch.scoring.records import RecordBuilder
 from casewatch.scoring.scorer import ScoreBatch
@@ -120,8 +121,7 @@ class ScoredBatch:
             model=self.builder.identity,
             threshold=self.threshold,
             triggers=list(snap.triggers),
-            # The published score is Python's round (numpy's differs in the last digit at times).
-            trace_scores=np.array([round(s, 6) for s in self.scores.scores.tolist()]),
+            trace_scores=np.array(round6(self.scores.scores), dtype=np.float64),
             anomalous=self.anomalous,
             last_event_at=snap.last_time.astype(np.float64),
             blamed=self._blamed(),
