@@ -52,6 +52,7 @@ class StreamingEvaluator:
         track_changes: bool = False,
         isolate_scoring_failures: bool = False,
         alert_after: int | None = None,
+        incremental: bool = True,
     ) -> None:
         self.scorer = (
             model
@@ -59,6 +60,8 @@ class StreamingEvaluator:
             else Scorer(model, contract_path=contract_path, intra_op_threads=intra_op_threads)
         )
         self.score_on_every_event = score_on_every_event
+        # Incremental scoring for models that declare it (off: always the whole ring).
+        self._incremental = incremental and score_on_every_event
         self.end_activities = frozenset(end_activities)
         self.idle_ttl = idle_ttl if idle_ttl else None
         self._idle = IdleExpiry(self.idle_ttl, idle_quiet, monotonic)
@@ -84,6 +87,7 @@ class StreamingEvaluator:
             explanation_top_k=self._explanation_top_k,
             isolate=self._isolate,
             failures=self.scoring_failures,
+            every_event=self._incremental,
         )
         self._router = Router(self.store, scorer, self.end_activities, counts)
 
@@ -246,6 +250,7 @@ class StreamingEvaluator:
         """Load a case's state written by ``take_state_changes`` (replacing any open one)."""
         # Decoded before the store changes: a record that cannot be applied leaves no trace.
         row = self.store.restore(case_id, decode_state(self.store.shape, state))
+        self._bound.forget(np.array([row], dtype=np.int64))
         self._idle.restored(self.store, row)
 
     def forget_case(self, case_id: str) -> None:
