@@ -33,7 +33,7 @@ class BoundScorer:
         explanation_top_k: int,
         isolate: bool,
         failures: list[ScoringFailure],
-        every_event: bool = False,
+        incremental: bool = False,
     ) -> None:
         contract = scorer.contract
         self.scorer = scorer
@@ -45,8 +45,8 @@ class BoundScorer:
             scorer.activities, scorer.identity, top_k=top_k, blamer=self.blamer
         )
         self.isolation = Isolation(scorer, enabled=isolate, failures=failures)
-        # Only when every event is scored: a running state merges each event's evaluation.
-        declared = contract.incremental if every_event else None
+        # ``incremental`` only when every event is scored: the running state merges them all.
+        declared = contract.incremental if incremental else None
         self.incremental = None if declared is None else IncrementalScoring(
             self.isolation, window=declared.window, activities=len(scorer.activities)
         )  # fmt: skip

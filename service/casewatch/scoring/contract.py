@@ -265,7 +265,8 @@ def validate_against_graph(contract: Contract, graph: onnx.GraphProto, *, origin
     )
     if contract.explanation is not None:
         _validate_explanation(contract, contract.explanation, graph_outputs, origin=origin)
-    validate_incremental(contract, graph, origin=origin)
+    inputs = {b.name: b.features for b in contract.inputs}
+    validate_incremental(contract.incremental, graph, contract.sequence_length, inputs, origin)
 
 
 def _validate_explanation(

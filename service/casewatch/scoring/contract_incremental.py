@@ -13,15 +13,13 @@ result equals the whole ring's.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Collection, Mapping
+from typing import Literal
 
 import onnx
 from pydantic import BaseModel, ConfigDict, Field
 
 from casewatch.errors import ContractError
-
-if TYPE_CHECKING:
-    from casewatch.scoring.contract import Contract
 
 
 class Incremental(BaseModel):
@@ -35,22 +33,27 @@ class Incremental(BaseModel):
 WINDOWED_FEATURES = ("sequence", "event_attributes")
 
 
-def validate_incremental(contract: Contract, graph: onnx.GraphProto, *, origin: str) -> None:
+def validate_incremental(
+    incremental: Incremental | None,
+    graph: onnx.GraphProto,
+    sequence_length: int,
+    inputs: Mapping[str, Collection[str]],
+    origin: str,
+) -> None:
     """The window fits the ring, the model reads the sequence, and its ring axis is dynamic so
-    the graph accepts a window narrower than the ring."""
-    incremental = contract.incremental
+    the graph accepts a window narrower than the ring. ``inputs``: graph input -> features."""
     if incremental is None:
         return
-    if incremental.window > contract.sequence_length:
+    if incremental.window > sequence_length:
         raise ContractError(
             f"{origin}: incremental window {incremental.window} is longer than the ring "
-            f"(sequence_length {contract.sequence_length})"
+            f"(sequence_length {sequence_length})"
         )
-    if "sequence" not in contract.features:
+    if not any("sequence" in features for features in inputs.values()):
         raise ContractError(f"{origin}: incremental scoring needs the 'sequence' feature as input")
-    if incremental.window == contract.sequence_length:
+    if incremental.window == sequence_length:
         return
-    windowed = {b.name for b in contract.inputs if b.features[0] in WINDOWED_FEATURES}
+    windowed = {name for name, features in inputs.items() if set(features) & set(WINDOWED_FEATURES)}
     for value_info in graph.input:
         if value_info.name not in windowed:
             continue
