@@ -20,6 +20,8 @@ runs go through ``Isolation``, and a case the model failed on loses its running 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -178,16 +180,26 @@ class _Runs:
     def score(self, entries: IntArray, window: int | None) -> None:
         if not entries.size:
             return
+        # Usually every entry is in one group: then the batch's arrays go as they are.
+        whole = entries.size == len(self._snap)
         subset = {
-            name: np.ascontiguousarray(array[entries, -window:])
+            name: _rows(array, None if whole else entries, window)
             if window is not None and name in WINDOWED_FEATURES
+            else array
+            if whole
             else array[entries]
             for name, array in self._features.items()
         }
-        snap = take(self._snap, entries)
+        snap = self._snap if whole else take(self._snap, entries)
         _, batch, kept = self._isolation.score(snap, subset, self._source_topic, self._now)
         scored = entries if kept is None else entries[kept]
         out = self._out
         out.scores[scored] = batch.scores
         out.residuals[scored] = batch.residuals
         out.ok[scored] = True
+
+
+def _rows(array: npt.NDArray[np.generic], rows: IntArray | None, window: int) -> npt.NDArray[Any]:
+    """The last ``window`` ring positions of ``rows`` (None: all), contiguous for onnxruntime."""
+    newest = array[:, -window:] if rows is None else array[rows, -window:]
+    return np.ascontiguousarray(newest)
