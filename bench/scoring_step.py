@@ -31,7 +31,7 @@ from typing import Any
 import msgspec
 
 from _synthetic import REFERENCE_MODEL, generate, incremental_model
-from casewatch.events import StreamingEvent
+from casewatch.events import StreamingEvaluation, StreamingEvent
 from casewatch.scoring.evaluator import StreamingEvaluator
 from casewatch.scoring.scorer import Scorer
 
@@ -95,6 +95,31 @@ def run_once(
     return timings
 
 
+def disagreement(scorer: Scorer, batches: list[list[StreamingEvent]], open_cases: int) -> str:
+    """The largest score and residual difference between whole-ring and incremental scoring of
+    the evaluations of cases within the ring (the two must agree there to 1e-6)."""
+    ring = scorer.contract.sequence_length
+    seen: list[list[StreamingEvaluation]] = []
+    for incremental in (False, True):
+        evaluator = StreamingEvaluator(
+            scorer, score_on_every_event=True, incremental=incremental,
+            initial_capacity=2 * open_cases,
+        )  # fmt: skip
+        seen.append([e for batch in batches for e in evaluator.on_events(batch)])
+    pairs = [(a, b) for a, b in zip(*seen, strict=True) if a.n_events <= ring]
+    if not pairs:
+        return "no evaluation within the ring"
+    score = max(abs(a.trace_score - b.trace_score) for a, b in pairs)
+    residual = max(
+        abs(a.per_transition_residuals.get(name, 0.0) - b.per_transition_residuals.get(name, 0.0))
+        for a, b in pairs
+        for name in a.per_transition_residuals.keys() | b.per_transition_residuals.keys()
+    )
+    return f"{len(pairs)} evaluations within the ring: max |score diff| {score:.1e}, " + (
+        f"max |residual diff| {residual:.1e}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
@@ -147,6 +172,7 @@ def measure(scorer: Scorer, args: argparse.Namespace) -> None:
                 f"{'':<12}{length:>7}  incremental / whole ring: us/eval x{window / whole:.2f}, "
                 f"model x{window_model / whole_model:.2f}"
             )
+            print(f"{'':<12}{length:>7}  {disagreement(scorer, batches, args.open_cases)}")
 
 
 if __name__ == "__main__":

@@ -220,3 +220,32 @@ def test_a_bad_incremental_block_is_a_one_line_error(
         Scorer(bad)
     assert message in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_after_a_model_swap_cases_start_again_from_their_ring(tmp_path: Path) -> None:
+    path, traces = _exported(SHARED / "small-0.3-1.csv.gz", tmp_path / "m.onnx")
+    events = list(interleave(traces[:60], open_cases=30, close_marker=True))
+    _, expected = _replay(path, events, incremental=False)
+    evaluator = StreamingEvaluator(path, score_on_every_event=True, clock=lambda: 1.0)
+    half = len(events) // 2
+    evaluations = evaluator.on_events(events[:half])
+    before = evaluator._bound.incremental
+    evaluator.swap_scorer(Scorer(path))
+    assert evaluator._bound.incremental is not before
+    evaluations += evaluator.on_events(events[half:])
+    assert [encode(e) for e in evaluations] == [encode(e) for e in expected]
+
+
+def test_scoring_a_case_again_without_a_new_event_changes_nothing(tiny_model: Path) -> None:
+    evaluator = StreamingEvaluator(tiny_model, score_on_every_event=True, clock=lambda: 1.0)
+    names = "ABCCCCE"
+    last = evaluator.on_events([StreamingEvent("c", n, attributes={"user": "ann"}) for n in names])
+    requested = [evaluator.score_case("c") for _ in range(2)]
+    ring = StreamingEvaluator(tiny_model, score_on_every_event=True, incremental=False)
+    ring.on_events([StreamingEvent("c", n, attributes={"user": "ann"}) for n in names])
+    expected = ring.score_case("c")
+    assert expected is not None
+    for evaluation in requested:
+        assert evaluation is not None
+        assert evaluation.trace_score == last[-1].trace_score == expected.trace_score
+        assert evaluation.per_transition_residuals == expected.per_transition_residuals
