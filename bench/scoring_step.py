@@ -111,9 +111,15 @@ def disagreement(scorer: Scorer, batches: list[list[StreamingEvent]], open_cases
         return "no evaluation within the ring"
     score = max(abs(a.trace_score - b.trace_score) for a, b in pairs)
     residual = max(
-        abs(a.per_transition_residuals.get(name, 0.0) - b.per_transition_residuals.get(name, 0.0))
-        for a, b in pairs
-        for name in a.per_transition_residuals.keys() | b.per_transition_residuals.keys()
+        (
+            abs(
+                a.per_transition_residuals.get(name, 0.0)
+                - b.per_transition_residuals.get(name, 0.0)
+            )
+            for a, b in pairs
+            for name in a.per_transition_residuals.keys() | b.per_transition_residuals.keys()
+        ),
+        default=0.0,
     )
     return f"{len(pairs)} evaluations within the ring: max |score diff| {score:.1e}, " + (
         f"max |residual diff| {residual:.1e}"

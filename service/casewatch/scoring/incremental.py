@@ -40,7 +40,8 @@ class RunningState:
 
     def __init__(self, activities: int) -> None:
         self.residuals: FloatMatrix = np.zeros((0, activities), np.float32)
-        self.scores: npt.NDArray[np.float64] = np.zeros(0)
+        # float32 holds every score exactly: the contract's score output is float32.
+        self.scores: npt.NDArray[np.float32] = np.zeros(0, np.float32)
         self.merged_through: IntArray = np.zeros(0, np.int64)
 
     def reserve(self, rows: int) -> None:
@@ -50,7 +51,7 @@ class RunningState:
         size = max(rows, 2 * old, 1024)
         residuals = np.zeros((size, self.residuals.shape[1]), np.float32)
         residuals[:old] = self.residuals
-        scores = np.zeros(size)
+        scores = np.zeros(size, np.float32)
         scores[:old] = self.scores
         merged = np.full(size, _UNMERGED, np.int64)
         merged[:old] = self.merged_through
