@@ -11,6 +11,7 @@ import msgspec
 import numpy as np
 import onnx
 import pytest
+from onnx import helper, numpy_helper
 
 from casewatch.errors import ContractError
 from casewatch.events import StreamingEvaluation, StreamingEvent
@@ -18,11 +19,13 @@ from casewatch.offline.export import build_model
 from casewatch.offline.logs import interleave, read_log
 from casewatch.offline.ngram import fit_ngram
 from casewatch.offline.train import split
+from casewatch.scoring.blame import Blamer
 from casewatch.scoring.contract import METADATA_KEY
 from casewatch.scoring.evaluator import StreamingEvaluator
 from casewatch.scoring.incremental import RunningState, occurrences
 from casewatch.scoring.scorer import Features, ScoreBatch, Scorer
 from tests.failing_model import failing_copy
+from tests.score_term import with_score_term
 
 REPO = Path(__file__).parents[2]
 SHARED = REPO.parent / "shared" / "data" / "eventlogs"
@@ -63,19 +66,39 @@ def _replay(
     return evaluator, evaluations
 
 
+def _unrounded(monkeypatch: pytest.MonkeyPatch) -> list[ScoreBatch]:
+    """Every batch of scores as the evaluator got them, before records round them."""
+    seen: list[ScoreBatch] = []
+    explain = Blamer.explain
+
+    def recording(self: Blamer, scorer: Scorer, batch: ScoreBatch, *args: Any) -> ScoreBatch:
+        seen.append(batch)
+        return explain(self, scorer, batch, *args)
+
+    monkeypatch.setattr(Blamer, "explain", recording)
+    return seen
+
+
 @pytest.mark.parametrize("log", ["small-0.3-1.csv.gz", "p2p-0.3-2.csv.gz"])
 def test_incremental_and_whole_ring_records_are_identical_on_shared_logs(
-    log: str, tmp_path: Path
+    log: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path, traces = _exported(SHARED / log, tmp_path / "m.onnx")
     events = list(interleave(traces, open_cases=64, close_marker=True))
     scorer = CountingScorer(path)
+    batches = _unrounded(monkeypatch)
     scorer.widths = []
     _, ring = _replay(scorer, events, incremental=False)
     assert set(scorer.widths) == {32}
+    ring_batch = ScoreBatch.concat(batches)
+    batches.clear()
     scorer.widths = []
     _, windowed = _replay(scorer, events, incremental=True)
     assert 3 in scorer.widths  # the window ran
+    windowed_batch = ScoreBatch.concat(batches)
+    # Not only within 1e-6: the same float32 values (see SIMD_FLOATS in the scorer).
+    np.testing.assert_array_equal(ring_batch.scores, windowed_batch.scores)
+    np.testing.assert_array_equal(ring_batch.residuals, windowed_batch.residuals)
     assert [e.n_events for e in ring] == [e.n_events for e in windowed]
     assert max(e.n_events for e in ring) <= 32
     for whole, incremental in zip(ring, windowed, strict=True):
@@ -249,3 +272,77 @@ def test_scoring_a_case_again_without_a_new_event_changes_nothing(tiny_model: Pa
         assert evaluation is not None
         assert evaluation.trace_score == last[-1].trace_score == expected.trace_score
         assert evaluation.per_transition_residuals == expected.per_transition_residuals
+
+
+def _failing_at(model: Path, out: Path, length: int) -> Path:
+    """A copy that fails on cases of exactly ``length`` events (an out-of-bounds Gather)."""
+    return with_score_term(
+        model,
+        out,
+        before="score_before_fault",
+        term="fault_term",
+        initializers=[
+            numpy_helper.from_array(np.zeros(1, np.float32), "fault_table"),
+            numpy_helper.from_array(np.array(float(length), np.float32), "fault_length"),
+            numpy_helper.from_array(np.array(1000, np.int64), "fault_far"),
+            numpy_helper.from_array(np.array([-1], np.int64), "fault_flat"),
+        ],
+        nodes=[
+            helper.make_node("Equal", ["n_events", "fault_length"], ["fault_hit"]),
+            helper.make_node("Cast", ["fault_hit"], ["fault_hit_i"], to=onnx.TensorProto.INT64),
+            helper.make_node("Mul", ["fault_hit_i", "fault_far"], ["fault_index"]),
+            helper.make_node("Gather", ["fault_table", "fault_index"], ["fault_gathered"]),
+            helper.make_node("Reshape", ["fault_gathered", "fault_flat"], ["fault_term"]),
+        ],
+    )
+
+
+def test_an_event_after_a_failed_one_in_the_same_batch_is_scored_on_the_ring(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """The failed evaluation left the running state behind: the next one cannot merge."""
+    failing = _failing_at(tiny_model, tmp_path / "fault.onnx", 3)
+    events = [StreamingEvent("c", n, attributes={"user": "ann"}) for n in "ABCCE"]
+    events += [StreamingEvent("d", n, attributes={"user": "bob"}) for n in "AB"]
+    scorer = CountingScorer(failing)
+    runs = []
+    for mode in (False, True):
+        scorer.widths = []
+        runs.append(_replay(scorer, events, incremental=mode, isolate_scoring_failures=True))
+    (_, ring), (windowed_evaluator, windowed) = runs
+    assert [encode(e) for e in ring] == [encode(e) for e in windowed]
+    assert [e.n_events for e in windowed if e.case_id == "c"] == [1, 2, 4, 5]
+    assert [(f.case_id, f.n_events) for f in windowed_evaluator.scoring_failures] == [("c", 3)]
+    assert scorer.widths.count(8) >= 1  # the fallback run after the failure
+
+
+def test_a_window_gives_the_newest_event_the_rings_value_to_the_bit(tiny_model: Path) -> None:
+    """Whatever the window's width and the batch's size: onnxruntime's scalar tail path for
+    tensors that do not fill whole SIMD registers is avoided by padding the run."""
+    scorer = CountingScorer(tiny_model)
+    scorer.widths = []
+    fed: list[Features] = []
+    run = scorer.run
+
+    def recording(features: Features, batch_size: int) -> ScoreBatch:
+        fed.append({name: array.copy() for name, array in features.items()})
+        return run(features, batch_size)
+
+    scorer.run = recording  # type: ignore[method-assign]
+    _replay(scorer, [StreamingEvent("c", n, attributes={"user": "ann"}) for n in "ABCCE"],
+            incremental=False)  # fmt: skip
+    ring = {name: array[-1:] for name, array in fed[-1].items()}  # the case at 5 events
+    expected = run(ring, 1)
+    for width in range(3, 9):
+        for rows in (1, 2, 5):
+            window = {
+                name: np.repeat(array[:, -width:] if array.ndim > 2 or name == "sequence"
+                                else array, rows, axis=0)
+                for name, array in ring.items()
+            }  # fmt: skip
+            got = run({k: np.ascontiguousarray(v) for k, v in window.items()}, rows)
+            # The newest event, E, is the case's only E; older events are in the window's
+            # residuals with their ring value or (context cut off by the window) not at all.
+            newest = got.residuals[:, scorer.activity_ids["E"]]
+            assert (newest == expected.residuals[0, scorer.activity_ids["E"]]).all(), (width, rows)
+            assert (got.residuals <= expected.residuals[0]).all(), (width, rows)
