@@ -346,3 +346,15 @@ def test_a_window_gives_the_newest_event_the_rings_value_to_the_bit(tiny_model: 
             newest = got.residuals[:, scorer.activity_ids["E"]]
             assert (newest == expected.residuals[0, scorer.activity_ids["E"]]).all(), (width, rows)
             assert (got.residuals <= expected.residuals[0]).all(), (width, rows)
+
+
+def test_an_unknown_activity_counts_in_the_score_though_in_no_residual(tiny_model: Path) -> None:
+    """The running score is kept apart from the residuals: an unknown activity's event score
+    has no residual column, so the score is not the largest running residual."""
+    events = [StreamingEvent("c", n, attributes={"user": "ann"}) for n in "ABZBCCE"]
+    _, ring = _replay(tiny_model, events, incremental=False)
+    _, windowed = _replay(tiny_model, events, incremental=True)
+    assert [encode(e) for e in ring] == [encode(e) for e in windowed]
+    last = windowed[-1]
+    assert last.unknown_activities == 1
+    assert last.trace_score > max(last.per_transition_residuals.values())
