@@ -1,7 +1,7 @@
 """The scoring path alone, no broker: where the time per evaluation goes.
 
     .venv/bin/python bench/scoring_step.py [--events 200000] [--lengths 10,200] [--open-cases 2000]
-        [--batch 2000] [--policy close|every-event|both]
+        [--batch 2000] [--policy close|every-event|both] [--model PATH]
 
 Feeds a generated stream through ``StreamingEvaluator.on_events`` in consumer-sized batches and
 encodes every evaluation with the daemon's encoder (msgspec JSON). Reported per policy and case
@@ -9,21 +9,29 @@ length: events/s of route + score + build + encode, and microseconds per evaluat
 the model call (``Scorer.run``), record building (``RecordBuilder.build``), encoding, and the
 rest (routing, feature gathering, snapshots). Figures are the best of ``--repeat`` runs, so one
 garbage collection or a neighbour's burst does not decide them.
+
+Every-event scoring is measured twice in the same run: on the whole ring (``every-event``) and
+incrementally on a window of each case's newest events (``incremental``,
+``casewatch.scoring.incremental``), followed by their ratio. A model whose contract does not
+declare incremental scoring (the bundled one, until it is retrained) is replaced for all rows by
+its recipe exported with the current export (``_synthetic.incremental_model``).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from _synthetic import REFERENCE_MODEL, generate
-from casewatch.events import StreamingEvent
+from _synthetic import REFERENCE_MODEL, generate, incremental_model
+from casewatch.events import StreamingEvaluation, StreamingEvent
 from casewatch.scoring.evaluator import StreamingEvaluator
 from casewatch.scoring.scorer import Scorer
 
@@ -48,12 +56,20 @@ def timed(call: Callable[..., Any], into: Timings, field: str) -> Callable[..., 
     return wrapper
 
 
+# policy -> (score on every event, incrementally)
+MODES = {"close": (False, False), "every-event": (True, False), "incremental": (True, True)}
+
+
 def run_once(
-    scorer: Scorer, batches: list[list[StreamingEvent]], *, every_event: bool, open_cases: int
+    scorer: Scorer, batches: list[list[StreamingEvent]], *, policy: str, open_cases: int
 ) -> Timings:
     timings = Timings()
+    every_event, incremental = MODES[policy]
     evaluator = StreamingEvaluator(
-        scorer, score_on_every_event=every_event, initial_capacity=2 * open_cases
+        scorer,
+        score_on_every_event=every_event,
+        incremental=incremental,
+        initial_capacity=2 * open_cases,
     )
     # Instance attributes shadow the methods for this evaluator only.
     original_run = scorer.run
@@ -79,6 +95,37 @@ def run_once(
     return timings
 
 
+def disagreement(scorer: Scorer, batches: list[list[StreamingEvent]], open_cases: int) -> str:
+    """The largest score and residual difference between whole-ring and incremental scoring of
+    the evaluations of cases within the ring (the two must agree there to 1e-6)."""
+    ring = scorer.contract.sequence_length
+    seen: list[list[StreamingEvaluation]] = []
+    for incremental in (False, True):
+        evaluator = StreamingEvaluator(
+            scorer, score_on_every_event=True, incremental=incremental,
+            initial_capacity=2 * open_cases,
+        )  # fmt: skip
+        seen.append([e for batch in batches for e in evaluator.on_events(batch)])
+    pairs = [(a, b) for a, b in zip(*seen, strict=True) if a.n_events <= ring]
+    if not pairs:
+        return "no evaluation within the ring"
+    score = max(abs(a.trace_score - b.trace_score) for a, b in pairs)
+    residual = max(
+        (
+            abs(
+                a.per_transition_residuals.get(name, 0.0)
+                - b.per_transition_residuals.get(name, 0.0)
+            )
+            for a, b in pairs
+            for name in a.per_transition_residuals.keys() | b.per_transition_residuals.keys()
+        ),
+        default=0.0,
+    )
+    return f"{len(pairs)} evaluations within the ring: max |score diff| {score:.1e}, " + (
+        f"max |residual diff| {residual:.1e}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
@@ -87,9 +134,19 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--policy", choices=["close", "every-event", "both"], default="both")
+    parser.add_argument("--model", type=Path, default=REFERENCE_MODEL)
     args = parser.parse_args()
-    scorer = Scorer(REFERENCE_MODEL)
-    policies = ["close", "every-event"] if args.policy == "both" else [args.policy]
+    with tempfile.TemporaryDirectory() as directory:
+        model = incremental_model(Path(directory), args.model)
+        if model != args.model:
+            print(f"{args.model.name} declares no incremental scoring: its recipe re-exported")
+        measure(Scorer(model), args)
+
+
+def measure(scorer: Scorer, args: argparse.Namespace) -> None:
+    policies = {"close": ["close"], "every-event": ["every-event", "incremental"]}.get(
+        args.policy, ["close", "every-event", "incremental"]
+    )
     print(
         f"{'policy':<12}{'length':>7}{'events/s':>11}{'evals':>9}"
         f"{'us/eval':>9}{'model':>8}{'build':>8}{'encode':>8}{'rest':>8}"
@@ -98,11 +155,10 @@ def main() -> None:
         stream = generate(max(1, args.events // length), length, args.open_cases)
         events = stream.events(1.7e9)
         batches = [events[i : i + args.batch] for i in range(0, len(events), args.batch)]
+        per_eval: dict[str, tuple[float, float]] = {}
         for policy in policies:
             runs = [
-                run_once(
-                    scorer, batches, every_event=policy == "every-event", open_cases=args.open_cases
-                )
+                run_once(scorer, batches, policy=policy, open_cases=args.open_cases)
                 for _ in range(args.repeat)
             ]
             best = min(runs, key=lambda t: t.total)
@@ -113,6 +169,16 @@ def main() -> None:
                 f"{1e6 * best.total / n:>9.2f}{1e6 * best.model / n:>8.2f}"
                 f"{1e6 * best.build / n:>8.2f}{1e6 * best.encode / n:>8.2f}{1e6 * rest / n:>8.2f}"
             )
+            per_eval[policy] = (best.total / n, best.model / n)
+        if "incremental" in per_eval:
+            (whole, whole_model), (window, window_model) = (
+                per_eval["every-event"], per_eval["incremental"]
+            )  # fmt: skip
+            print(
+                f"{'':<12}{length:>7}  incremental / whole ring: us/eval x{window / whole:.2f}, "
+                f"model x{window_model / whole_model:.2f}"
+            )
+            print(f"{'':<12}{length:>7}  {disagreement(scorer, batches, args.open_cases)}")
 
 
 if __name__ == "__main__":
