@@ -186,12 +186,25 @@ def test_one_case_due_on_several_events_of_a_batch(tiny_model: Path) -> None:
 
 
 def test_close_policy_and_models_without_the_block_keep_no_running_state(
-    tiny_model: Path,
+    tiny_model: Path, tmp_path: Path
 ) -> None:
     assert StreamingEvaluator(tiny_model)._bound.incremental is None
-    assert StreamingEvaluator(BUNDLED_MODEL, score_on_every_event=True)._bound.incremental is None
+    contract = _embedded_contract(BUNDLED_MODEL)
+    del contract["incremental"]
+    undeclared = tmp_path / "contract.json"
+    undeclared.write_text(json.dumps(contract))
+    whole_ring = StreamingEvaluator(
+        BUNDLED_MODEL, score_on_every_event=True, contract_path=undeclared
+    )
+    assert whole_ring._bound.incremental is None
     declared = StreamingEvaluator(tiny_model, score_on_every_event=True)._bound.incremental
     assert declared is not None and declared.window == 3
+
+
+def _embedded_contract(model: Path) -> dict[str, Any]:
+    props = {p.key: p.value for p in onnx.load(str(model)).metadata_props}
+    contract: dict[str, Any] = json.loads(props[METADATA_KEY])
+    return contract
 
 
 def test_occurrences_rank_repeated_rows_in_order() -> None:
@@ -224,6 +237,17 @@ def _with_incremental(model: Path, out: Path, block: Any) -> Path:
     return out
 
 
+def _with_fixed_ring(model: Path, out: Path) -> Path:
+    """The model as exporters without a dynamic ring axis write it: every input 32 wide."""
+    loaded = onnx.load(str(model))
+    for graph_input in loaded.graph.input:
+        dims = graph_input.type.tensor_type.shape.dim
+        if len(dims) >= 2 and dims[1].dim_param:
+            dims[1].dim_value = 32
+    onnx.save(loaded, str(out))
+    return out
+
+
 @pytest.mark.parametrize(
     ("model", "block", "message"),
     [
@@ -231,13 +255,15 @@ def _with_incremental(model: Path, out: Path, block: Any) -> Path:
         ("tiny", {"window": 0}, "invalid contract at incremental.window"),
         ("tiny", {"window": 3, "merge": "sum"}, "invalid contract at incremental.merge"),
         ("tiny", {"size": 3}, "invalid contract at incremental"),
-        ("bundled", {"window": 3}, "input 'sequence' has a fixed ring axis (32)"),
+        ("fixed", {"window": 3}, "input 'sequence' has a fixed ring axis (32)"),
     ],
 )
 def test_a_bad_incremental_block_is_a_one_line_error(
     tiny_model: Path, tmp_path: Path, model: str, block: Any, message: str
 ) -> None:
-    source = tiny_model if model == "tiny" else BUNDLED_MODEL
+    source = (
+        tiny_model if model == "tiny" else _with_fixed_ring(BUNDLED_MODEL, tmp_path / "fixed.onnx")
+    )
     bad = _with_incremental(source, tmp_path / "bad.onnx", block)
     with pytest.raises(ContractError) as error:
         Scorer(bad)
