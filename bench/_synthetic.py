@@ -15,9 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from casewatch.events import StreamingEvent
+from casewatch.offline.export import build_model
 from casewatch.offline.logs import read_log
+from casewatch.offline.ngram import fit_ngram
+from casewatch.offline.train import split
+from casewatch.scoring.scorer import Scorer
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_LOG = ROOT / "service" / "casewatch" / "data" / "p2p-0.3-1.csv.gz"
@@ -152,3 +157,21 @@ def first_cases(stream: Stream, fraction: float) -> Stream:
         [stream.case_ids[i] for i in keep], [stream.activities[i] for i in keep],
         [stream.users[i] for i in keep], [stream.closes[i] for i in keep],
     )  # fmt: skip
+
+
+def incremental_model(directory: Path, model: Path = REFERENCE_MODEL) -> Path:
+    """``model`` when its contract declares incremental scoring, else the bundled model's
+    recipe (n-gram tables fitted on the first half of the bundled log, its threshold) exported
+    to ``directory`` with the current export, which declares it."""
+    contract = Scorer(model).contract
+    if contract.incremental is not None:
+        return model
+    training, _ = split(read_log(BUNDLED_LOG), 0.5)
+    exported = build_model(
+        fit_ngram(training), name=contract.name, version=contract.version,
+        sequence_length=contract.sequence_length, threshold=contract.threshold,
+        threshold_method=contract.threshold_method,
+    )  # fmt: skip
+    out = directory / "incremental.onnx"
+    onnx.save(exported, str(out))
+    return out

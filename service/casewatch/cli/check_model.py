@@ -81,6 +81,7 @@ def summary_lines(contract: Contract, sha256: str) -> list[str]:
         f"score       {contract.score.name} ({direction} is more anomalous)",
         f"residuals   {contract.residuals or '(none: no blamed activity)'}",
         f"explanation {_explanation(contract)}",
+        f"incremental {_incremental(contract)}",
         f"threshold   {threshold}",
     ]
     if contract.description:
@@ -102,6 +103,12 @@ def _explanation(contract: Contract) -> str:
     if contract.explanation is None:
         return "(none: evaluations name no expected activity)"
     return ", ".join(name for _, name in contract.explanation.outputs())
+
+
+def _incremental(contract: Contract) -> str:
+    if contract.incremental is None:
+        return "(none: every-event scoring runs the whole ring)"
+    return f"window of the last {contract.incremental.window} events on every event"
 
 
 def verdict(contract: Contract) -> str:

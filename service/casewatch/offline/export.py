@@ -10,6 +10,11 @@ Graph, for a batch of B cases with the last K activities (right-aligned, start p
 
 Positions whose context fell out of the ring (cases longer than K) are masked, so a long case
 is judged on what the ring still holds rather than on a made-up start.
+
+The ring axis is dynamic and the masking reads the ring's width from the input, so the same
+graph scores the whole ring or only a case's newest events (``window`` below): a window of
+``order`` events gives its newest position exactly the value the whole ring gives it, which is
+what incremental scoring (``casewatch.scoring.incremental``) relies on.
 """
 
 from __future__ import annotations
@@ -30,9 +35,12 @@ from casewatch.scoring.contract import (
     ScoreOutput,
     embed_contract,
 )
+from casewatch.scoring.contract_incremental import Incremental
 
 OPSET = 18
 IR_VERSION = 9
+# Slice bound meaning "to the end of the axis", whatever its length.
+END = np.iinfo(np.int64).max
 
 
 class _GraphBuilder:
@@ -51,7 +59,8 @@ class _GraphBuilder:
         return output
 
     def columns(self, source: str, start: int, stop: int, name: str, axis: int = 1) -> str:
-        """``source[:, start:stop]`` (or ``source[start:stop]`` with axis 0)."""
+        """``source[:, start:stop]`` (or ``source[start:stop]`` with axis 0); negative bounds
+        count from the end, ``END`` is the end."""
         starts = self.const(f"{name}_start", [start])
         stops = self.const(f"{name}_stop", [stop])
         axes = self.const(f"{name}_axis", [axis])
@@ -66,10 +75,27 @@ class _GraphBuilder:
         return flat
 
 
-def _event_scores(g: _GraphBuilder, tables: NGramTables, k: int) -> str:
+def _ring(g: _GraphBuilder) -> None:
+    """The input's ring width as ``ring_size`` and its positions ``0..width-1`` as
+    ``positions`` [1, width], read from the sequence's shape."""
+    shape = g.op("Shape", ["sequence"], "ring_shape")
+    width = g.columns(shape, 1, 2, "ring_width", axis=0)
+    g.op("Cast", [width], "ring_size", to=TensorProto.FLOAT)
+    scalar = g.op("Squeeze", [width], "ring_width_scalar")
+    arange = g.op("Range", [g.const("range_start", 0), scalar, g.const("range_step", 1)],
+                  "ring_positions")  # fmt: skip
+    g.op("Unsqueeze", [arange, g.const("axis0", [0])], "positions")
+
+
+def _event_scores(g: _GraphBuilder, tables: NGramTables) -> str:
     order = tables.order
     g.op("Pad", ["sequence", g.const("context_pads", [0, order - 1, 0, 0]), "pad_id"], "padded")
-    windows = [g.columns("padded", lag, lag + k, f"ids{lag}") for lag in range(order)]
+    # Lag ``lag`` of every position: the padded ring without its first ``lag`` and last
+    # ``order - 1 - lag`` columns.
+    windows = [
+        g.columns("padded", lag, lag - (order - 1) if lag < order - 1 else END, f"ids{lag}")
+        for lag in range(order)
+    ]
     flat = g.flat_index(windows, "vocabulary", "context")
     transition = g.op("Gather", ["transition_scores", flat], "transition_raw", axis=0)
     # A position counts when it holds an event and its whole context is known: either the ring
@@ -83,21 +109,21 @@ def _event_scores(g: _GraphBuilder, tables: NGramTables, k: int) -> str:
     g.op("Cast", ["valid"], "valid_f", to=TensorProto.FLOAT)
     terms = [g.op("Mul", [transition, "valid_f"], "transition_scores_masked")]
     if tables.attributes:
-        _neighbours(g, k)
+        _neighbours(g)
     for j, attribute in enumerate(tables.attributes):
-        terms.append(_attribute_scores(g, j, attribute, k))
+        terms.append(_attribute_scores(g, j, attribute))
     return g.op("Max" if len(terms) > 1 else "Identity", terms, "event_scores")
 
 
-def _neighbours(g: _GraphBuilder, k: int) -> None:
+def _neighbours(g: _GraphBuilder) -> None:
     """Which positions have the case's previous and next event in the ring, and the next
     activity. A case longer than the ring has lost the previous event of its oldest position:
     that position is left unscored rather than judged as a case start."""
     g.op("Pad", ["sequence", g.const("shift_pads", [0, 1, 0, 0]), "pad_id"], "shifted")
-    previous = g.columns("shifted", 0, k, "previous_ids")
+    previous = g.columns("shifted", 0, -1, "previous_ids")
     g.op("Not", [g.op("Equal", [previous, "pad_id"], "previous_is_pad")], "has_previous")
     g.op("Pad", ["sequence", g.const("unshift_pads", [0, 0, 0, 1]), "pad_id"], "unshifted")
-    following = g.columns("unshifted", 1, k + 1, "next_ids")
+    following = g.columns("unshifted", 1, END, "next_ids")
     g.op("Not", [g.op("Equal", [following, "pad_id"], "next_is_pad")], "has_next")
     g.op("Or", ["has_previous", "case_in_ring"], "previous_known")
     g.op("And", ["is_event", "previous_known"], "attribute_valid")
@@ -125,7 +151,7 @@ def _against(g: _GraphBuilder, p: str, stay: str, ids: str, other: str) -> str:
     return g.op("Sub", [log_best, log_observed], f"{p}_{other}_surprise")
 
 
-def _attribute_scores(g: _GraphBuilder, j: int, attribute: AttributeModel, k: int) -> str:
+def _attribute_scores(g: _GraphBuilder, j: int, attribute: AttributeModel) -> str:
     """The event's value against the previous event; a first event against its activity and the
     next event, counting only when both find it odd; a lone first event is not judged."""
     p = f"attr{j}"
@@ -136,8 +162,8 @@ def _attribute_scores(g: _GraphBuilder, j: int, attribute: AttributeModel, k: in
     missing = g.const(f"{p}_missing", len(attribute.values) + 1)
     g.op("Pad", [ids, g.const(f"{p}_shift", [0, 1, 0, 0]), missing], f"{p}_shifted")
     g.op("Pad", [ids, g.const(f"{p}_unshift", [0, 0, 0, 1]), missing], f"{p}_unshifted")
-    previous = g.columns(f"{p}_shifted", 0, k, f"{p}_previous")
-    following = g.columns(f"{p}_unshifted", 1, k + 1, f"{p}_next")
+    previous = g.columns(f"{p}_shifted", 0, -1, f"{p}_previous")
+    following = g.columns(f"{p}_unshifted", 1, END, f"{p}_next")
     g.op("Mul", ["sequence", g.const(f"{p}_width", len(attribute.values) + 2)], f"{p}_row")
     at = g.op("Add", [f"{p}_row", ids], f"{p}_at")
     q_observed = g.op("Gather", [f"{p}_q", at], f"{p}_q_observed", axis=0)
@@ -156,16 +182,16 @@ def _attribute_scores(g: _GraphBuilder, j: int, attribute: AttributeModel, k: in
     return g.op("Mul", [scaled, "attribute_valid_f"], f"{p}_scores_masked")
 
 
-def _end_score(g: _GraphBuilder, tables: NGramTables, k: int) -> str:
+def _end_score(g: _GraphBuilder, tables: NGramTables) -> str:
     """END after the case's last activity, for closed cases only."""
     g.const("end_scores", tables.end_scores, np.float32)
-    last = g.columns("sequence", k - 1, k, "end_last_id")
+    last = g.columns("sequence", -1, END, "end_last_id")
     raw = g.op("Gather", ["end_scores", last], "end_raw", axis=0)
     return g.op("Mul", [raw, "closed"], "end_score")
 
 
 def _residuals_and_score(
-    g: _GraphBuilder, event_scores: str, end_score: str, v: int, t: int, k: int
+    g: _GraphBuilder, event_scores: str, end_score: str, v: int, t: int
 ) -> None:
     batch = g.columns(g.op("Shape", ["sequence"], "sequence_shape"), 0, 1, "batch_dim", axis=0)
     shape = g.op("Concat", [batch, g.const("scatter_width", [v])], "scatter_shape", axis=0)
@@ -175,7 +201,7 @@ def _residuals_and_score(
     by_activity = g.op(
         "ScatterElements", [zeros, "sequence", event_scores], "by_activity", axis=1, reduction="max"
     )
-    last = g.columns("sequence", k - 1, k, "last_id")
+    last = g.columns("sequence", -1, END, "last_id")
     with_end = g.op(
         "ScatterElements", [by_activity, last, end_score], "with_end", axis=1, reduction="max"
     )
@@ -184,10 +210,11 @@ def _residuals_and_score(
     g.op("Squeeze", [g.op("Max", [event_max, end_score], "score_column"), "axis1"], "score")
 
 
-def _inputs(k: int, e: int) -> tuple[list[onnx.ValueInfoProto], list[InputBinding]]:
-    """Graph inputs and their contract bindings for a ring of ``k`` events and ``e`` attributes."""
+def _inputs(e: int) -> tuple[list[onnx.ValueInfoProto], list[InputBinding]]:
+    """Graph inputs and their contract bindings for ``e`` attributes; the ring's width is
+    dynamic (the contract's ``sequence_length`` for the whole ring, less for a window)."""
     inputs = [
-        helper.make_tensor_value_info("sequence", TensorProto.INT64, ["batch", k]),
+        helper.make_tensor_value_info("sequence", TensorProto.INT64, ["batch", "ring"]),
         helper.make_tensor_value_info("n_events", TensorProto.FLOAT, ["batch", 1]),
         helper.make_tensor_value_info("closed", TensorProto.FLOAT, ["batch", 1]),
     ]
@@ -198,7 +225,9 @@ def _inputs(k: int, e: int) -> tuple[list[onnx.ValueInfoProto], list[InputBindin
     ]
     if e:
         inputs.append(
-            helper.make_tensor_value_info("event_attributes", TensorProto.INT64, ["batch", k, e])
+            helper.make_tensor_value_info(
+                "event_attributes", TensorProto.INT64, ["batch", "ring", e]
+            )
         )
         bindings.append(InputBinding(name="event_attributes", features=["event_attributes"]))
     return inputs, bindings
@@ -222,13 +251,12 @@ def build_model(
     g.const("one", 1.0, np.float32)
     g.const("zero_score", 0.0, np.float32)
     g.const("vocabulary", v)
-    g.const("positions", np.arange(k).reshape(1, k))
-    g.const("ring_size", float(k), np.float32)
     g.const("axis1", [1])
-    events = _event_scores(g, tables, k)
-    _residuals_and_score(g, events, _end_score(g, tables, k), v, t, k)
+    _ring(g)
+    events = _event_scores(g, tables)
+    _residuals_and_score(g, events, _end_score(g, tables), v, t)
 
-    inputs, bindings = _inputs(k, e)
+    inputs, bindings = _inputs(e)
     outputs = [
         helper.make_tensor_value_info("residuals", TensorProto.FLOAT, ["batch", t]),
         helper.make_tensor_value_info("score", TensorProto.FLOAT, ["batch"]),
@@ -257,6 +285,10 @@ def build_model(
         threshold_method=threshold_method,
         description=description,
         explanation=EXPLANATION if explained else None,
+        # Each event's score depends on the events of its n-gram context and on the previous
+        # event only, so the last ``order`` events (two at least) give the newest event its
+        # exact value.
+        incremental=Incremental(window=min(max(tables.order, 2), k)),
     )
     embed_contract(model, contract)
     return model

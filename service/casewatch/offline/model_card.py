@@ -99,7 +99,11 @@ def _scoring(facts: CardFacts) -> list[str]:
         "- Per-transition residual: the largest event score among the case's events of that "
         "activity (END charged to the last activity). Trace score: the largest residual "
         "(a sum would grow with case length and hide one impossible event among many normal ones).",
-        "- Cases longer than the ring are judged on the events the ring still holds plus END.",
+        "- Cases longer than the ring are judged on the events the ring still holds plus END "
+        "when scored on close. Scored on every event, the model is scored incrementally (it "
+        "declares a window of its n-gram order): a long case keeps the largest score and "
+        "residuals of all its events, also those the ring has forgotten; a case restored from "
+        "the changelog or carried over to another model starts again from its ring.",
         "",
     ]
 

@@ -1,8 +1,9 @@
 """A scorer bound to everything that turns due cases into evaluation records.
 
 Resolved once per model, not per batch (the evaluator binds a new one when the model is
-swapped): feature gathering, the model call with failing cases isolated, explanations of the
-anomalous cases, and the records.
+swapped): feature gathering, the model call with failing cases isolated (on a window of the
+newest events when scoring on every event with an incremental model, see
+``casewatch.scoring.incremental``), explanations of the anomalous cases, and the records.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numpy as np
 from casewatch.events import Trigger
 from casewatch.scoring.blame import Blamer
 from casewatch.scoring.features import FeatureGatherer, Snapshot, concat_parts, snapshot
+from casewatch.scoring.incremental import IncrementalScoring
 from casewatch.scoring.isolation import Isolation, ScoringFailure
 from casewatch.scoring.record_bytes import RecordEncoder
 from casewatch.scoring.records import RecordBuilder
@@ -33,6 +35,7 @@ class BoundScorer:
         explanation_top_k: int,
         isolate: bool,
         failures: list[ScoringFailure],
+        incremental: bool = False,
     ) -> None:
         contract = scorer.contract
         self.scorer = scorer
@@ -47,6 +50,16 @@ class BoundScorer:
             scorer.activities, scorer.identity, top_k=top_k, blamer=self.blamer
         )
         self.isolation = Isolation(scorer, enabled=isolate, failures=failures)
+        # ``incremental`` only when every event is scored: the running state merges them all.
+        declared = contract.incremental if incremental else None
+        self.incremental = None if declared is None else IncrementalScoring(
+            self.isolation, window=declared.window, activities=len(scorer.activities)
+        )  # fmt: skip
+
+    def forget(self, rows: IntArray) -> None:
+        """The cases of ``rows`` were replaced (restored): their running state is void."""
+        if self.incremental is not None:
+            self.incremental.state.forget(rows)
 
     def due(
         self,
@@ -67,7 +80,8 @@ class BoundScorer:
         """One model call for all parts: the scored batch, and which of the concatenated cases
         it kept (None: all; the others went to the scoring failures)."""
         snap, features = concat_parts(parts)
-        snap, scores, kept = self.isolation.score(snap, features, source_topic, now)
+        scoring = self.isolation if self.incremental is None else self.incremental
+        snap, scores, kept = scoring.score(snap, features, source_topic, now)
         scores = self.blamer.explain(self.scorer, scores, features, kept)
         scored = ScoredBatch(
             snap,

@@ -16,6 +16,7 @@ import onnx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from casewatch.errors import ContractError
+from casewatch.scoring.contract_incremental import Incremental, validate_incremental
 
 METADATA_KEY = "casewatch.contract"
 
@@ -119,6 +120,9 @@ class Contract(_Frozen):
     expected_flagged_share: float | None = Field(default=None, ge=0, le=1)
     description: str = ""
     explanation: ExplanationOutputs | None = None
+    # The model can be scored from a window of each case's newest events (see
+    # ``casewatch.scoring.contract_incremental``).
+    incremental: Incremental | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Contract:
@@ -261,6 +265,8 @@ def validate_against_graph(contract: Contract, graph: onnx.GraphProto, *, origin
     )
     if contract.explanation is not None:
         _validate_explanation(contract, contract.explanation, graph_outputs, origin=origin)
+    inputs = {b.name: b.features for b in contract.inputs}
+    validate_incremental(contract.incremental, graph, contract.sequence_length, inputs, origin)
 
 
 def _validate_explanation(

@@ -10,6 +10,7 @@ in ``scoring_failures``: see ``casewatch.scoring.isolation``); alerts go to ``ca
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -53,6 +54,7 @@ class StreamingEvaluator(OpenCases):
         track_changes: bool = False,
         isolate_scoring_failures: bool = False,
         alert_after: int | None = None,
+        incremental: bool = True,
     ) -> None:
         self.scorer = (
             model
@@ -65,13 +67,16 @@ class StreamingEvaluator(OpenCases):
         self._idle = IdleExpiry(self.idle_ttl, idle_quiet, monotonic)
         self.max_open_cases = max_open_cases
         self._clock = clock
-        self._top_k = top_k
-        self._explanation_top_k = explanation_top_k
         self.store = CaseStore(store_shape(self.scorer.contract), capacity=initial_capacity)
         # The daemon writes changed cases to its changelog; offline replays need no tracking.
         self._changes = ChangeTracker() if track_changes else None
-        self._isolate = isolate_scoring_failures
         self.scoring_failures: list[ScoringFailure] = []
+        # Binds each scorer; ``incremental``: window scoring where the model declares it.
+        self._binding = functools.partial(
+            BoundScorer, top_k=top_k, explanation_top_k=explanation_top_k,
+            isolate=isolate_scoring_failures, failures=self.scoring_failures,
+            incremental=incremental and score_on_every_event,
+        )  # fmt: skip
         self.case_alerts: list[CaseAlert] = []
         self._alerts = AlertJudge(alert_after, self.case_alerts)
         self._bind(self.scorer, RoutingCounts())
@@ -79,13 +84,7 @@ class StreamingEvaluator(OpenCases):
     def _bind(self, scorer: Scorer, counts: RoutingCounts) -> None:
         """Resolve everything that depends on the scorer once, not per batch."""
         self.scorer = scorer
-        self._bound = BoundScorer(
-            scorer,
-            top_k=self._top_k,
-            explanation_top_k=self._explanation_top_k,
-            isolate=self._isolate,
-            failures=self.scoring_failures,
-        )
+        self._bound = self._binding(scorer)
         self._router = Router(self.store, scorer, self.end_activities, counts)
 
     def swap_scorer(self, scorer: Scorer) -> bool:

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from casewatch.scoring.bound import BoundScorer
 from casewatch.state.changes import ChangeTracker, StateChanges
 from casewatch.state.codec import decode_state
 from casewatch.state.store import CaseStore, IntArray
@@ -16,9 +17,11 @@ from casewatch.state.stream_time import IdleExpiry
 
 
 class OpenCases:
-    """The store, the change tracking and the idle clocks of the evaluator's open cases."""
+    """The store, the change tracking, the idle clocks and the running scores of the evaluator's
+    open cases."""
 
     store: CaseStore
+    _bound: BoundScorer
     _changes: ChangeTracker | None
     _idle: IdleExpiry
 
@@ -40,6 +43,7 @@ class OpenCases:
         """Load a case's state written by ``take_state_changes`` (replacing any open one)."""
         # Decoded before the store changes: a record that cannot be applied leaves no trace.
         row = self.store.restore(case_id, decode_state(self.store.shape, state))
+        self._bound.forget(np.array([row], dtype=np.int64))
         self._idle.restored(self.store, row)
 
     def forget_case(self, case_id: str) -> None:

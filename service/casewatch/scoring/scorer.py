@@ -20,6 +20,12 @@ from casewatch.scoring.training_summary import TrainingSummary, read_training_su
 
 FloatMatrix = npt.NDArray[np.float32]
 Features = dict[str, npt.NDArray[np.generic]]
+# onnxruntime's vectorised float kernels (Log, for one) compute the elements of a tensor that do
+# not fill a whole SIMD register on a scalar path that can differ in the last bit, so a case's
+# score would depend on the width of the ring it is scored in and on its place in the batch.
+# A run whose [rows, ring] tensors do not fill whole registers of this many floats gets rows
+# added (copies of its last row, their results dropped); a ring of 16 or 32 never needs them.
+SIMD_FLOATS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,14 +116,16 @@ class Scorer:
         """One session run for the whole batch."""
         if batch_size == 0:
             return ScoreBatch(np.zeros(0), np.zeros((0, len(self.activities)), np.float32))
+        rows = _aligned_rows(features, batch_size)
         try:
-            results = self._session.run(self._outputs, self._feed(features))
+            results = self._session.run(self._outputs, self._feed(_padded(features, rows)))
         except Exception as exc:
             line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"{self.path}: scoring failed: {line}") from None
-        scores = np.asarray(results[0], dtype=np.float64).reshape(batch_size) * self._score_sign
+        scores = np.asarray(results[0], dtype=np.float64).reshape(rows)[:batch_size]
+        scores = scores * self._score_sign
         if self.contract.residuals is not None:
-            residuals = np.asarray(results[1], dtype=np.float32)
+            residuals = np.asarray(results[1], dtype=np.float32)[:batch_size]
         else:
             residuals = np.zeros((batch_size, len(self.activities)), np.float32)
         return ScoreBatch(scores, residuals)
@@ -162,6 +170,28 @@ class Scorer:
             else:
                 feed[name] = np.concatenate([features[p] for p in parts], axis=1)
         return feed
+
+
+def _aligned_rows(features: Features, batch_size: int) -> int:
+    """The rows a run takes so that its ring-wide tensors fill whole SIMD registers."""
+    sequence = features.get("sequence")
+    if (
+        sequence is None
+        or sequence.ndim != 2
+        or (batch_size * sequence.shape[1]) % SIMD_FLOATS == 0
+    ):
+        return batch_size
+    return -(-batch_size // SIMD_FLOATS) * SIMD_FLOATS
+
+
+def _padded(features: Features, rows: int) -> Features:
+    extra = rows - len(next(iter(features.values())))
+    if extra == 0:
+        return features
+    return {
+        name: np.concatenate([array, np.repeat(array[-1:], extra, axis=0)])
+        for name, array in features.items()
+    }
 
 
 def _scoring_only(model: onnx.ModelProto, contract: Contract) -> bytes:
