@@ -101,8 +101,15 @@ class OutputProducer:
         generation.pending += 1
         self._produced += 1
 
-    def produce_many(self, topic: str, keys: Sequence[bytes], values: Sequence[bytes]) -> None:
-        """Queue one record per key and value, in order, each as ``produce`` would.
+    def produce_many(
+        self,
+        topic: str,
+        keys: Sequence[bytes],
+        values: Sequence[bytes],
+        partitions: Sequence[int] | None = None,
+    ) -> None:
+        """Queue one record per key and value (and partition, else the key decides), in order,
+        each as ``produce`` would.
 
         On the common path a record costs a length check and the librdkafka call; a record that
         might be too large, or one librdkafka does not take at once (full queue, refused size),
@@ -111,12 +118,14 @@ class OutputProducer:
         send, limit = self._producer.produce, self._plain_limit
         generation = self._generations.current
         report = generation.report
+        if partitions is None:
+            partitions = [-1] * len(keys)
         queued = 0
         try:
-            for key, value in zip(keys, values, strict=True):
+            for key, value, partition in zip(keys, values, partitions, strict=True):
                 if len(key) + len(value) <= limit:
                     try:
-                        send(topic, value=value, key=key, on_delivery=report)
+                        send(topic, value=value, key=key, partition=partition, on_delivery=report)
                     except (BufferError, confluent_kafka.KafkaException):
                         pass
                     else:
@@ -126,7 +135,7 @@ class OutputProducer:
                 generation.pending += queued
                 self._produced += queued
                 queued = 0
-                self.produce(topic, key, value)
+                self.produce(topic, key, value, None, partition)
         finally:
             generation.pending += queued
             self._produced += queued
