@@ -27,11 +27,9 @@ from casewatch.kafka.oversize import (
     SMALLEST_LIMIT,
     Headers,
     record_size,
-    replacement,
+    replace_oversized,
 )
-from casewatch.telemetry.logging import get_logger
 
-log = get_logger(__name__)
 _TOO_LARGE = frozenset(
     {
         confluent_kafka.KafkaError.MSG_SIZE_TOO_LARGE,
@@ -173,25 +171,12 @@ class OutputProducer:
         limit: int,
         cause: str | None,
     ) -> tuple[str, bytes | None, bytes, Headers]:
-        size = record_size(key, value, headers)
-        cause = cause or f"limit is {limit} bytes"
-        detail = f"record for {topic!r} is about {size} bytes: {cause}"
-        record = replacement(
-            topic, key, value, headers, limit=limit, dead_letter_topic=self.dead_letter_topic,
-            detail=detail,
-        )  # fmt: skip
+        dead_letter = self.dead_letter_topic
+        record = replace_oversized(topic, key, value, headers, limit, cause, dead_letter)
         self.oversized += 1
-        if topic != self.dead_letter_topic:
+        if topic != dead_letter:
             self.rerouted += 1
-        log.warning(
-            "output_replaced_oversized",
-            topic=topic,
-            key_bytes=len(key) if key else 0,
-            value_bytes=len(value) if value else 0,
-            limit=limit,
-            cause=cause,
-        )
-        return self.dead_letter_topic, record.key, record.value, record.headers
+        return dead_letter, record.key, record.value, record.headers
 
     def mark(self) -> int:
         """Start a new generation; returns the one that holds everything produced so far."""
