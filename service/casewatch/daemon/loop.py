@@ -144,13 +144,12 @@ class Daemon:
         return evaluations + expired if expired else evaluations
 
     def _publish(self, evaluations: list[StreamingEvaluation], consumed_at: float) -> None:
-        topic, produce, encode = (
+        encode = self.encoder.encode
+        self.outputs.produce_many(
             self.options.output_topic,
-            self.outputs.produce,
-            self.encoder.encode,
+            [evaluation.case_id.encode() for evaluation in evaluations],
+            [encode(evaluation) for evaluation in evaluations],
         )
-        for evaluation in evaluations:
-            produce(topic, evaluation.case_id.encode(), encode(evaluation))
         self.metrics.evaluations(evaluations, consumed_at)
         if self.evaluator.case_alerts:
             self._publish_alerts(self.evaluator.case_alerts)
