@@ -125,6 +125,83 @@ def test_a_produce_error_is_a_kafka_failure_naming_the_topic(
     assert outputs.pending == 0
 
 
+# -- produce_many: a batch of records, each as produce would ------------------------------------
+
+
+def test_a_batch_is_queued_in_order_and_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    outputs, producer = fake_outputs(monkeypatch)
+    outputs.produce_many(OUT, [b"a", b"b", b"c"], [b"1", b"2", b"3"])
+    assert outputs.pending == 3
+    assert outputs.flush(1.0)
+    assert (outputs.pending, outputs.delivered, outputs.failed) == (0, 3, 0)
+    assert [(m.key(), m.value()) for m in producer.records(OUT)] == [
+        (b"a", b"1"), (b"b", b"2"), (b"c", b"3"),
+    ]  # fmt: skip
+
+
+def test_a_full_queue_in_a_batch_is_waited_out_not_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    outputs, producer = fake_outputs(monkeypatch)
+    producer.queue_limit = 2
+    keys = [b"a", b"b", b"c", b"d", b"e"]
+    outputs.produce_many(OUT, keys, [b"evaluation"] * 5)
+    assert producer.buffer_errors >= 1
+    # Reports served while the queue was full are counted against records already counted.
+    assert outputs.pending == len(producer) and outputs.delivered == 5 - len(producer)
+    assert outputs.flush(1.0)
+    assert [m.key() for m in producer.records(OUT)] == keys
+    assert outputs.delivered == 5
+
+
+def test_a_batch_belongs_to_the_generation_it_is_produced_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    outputs, producer = fake_outputs(monkeypatch)
+    producer.hold = True
+    outputs.produce_many(OUT, [b"a", b"b"], [b"1", b"2"])
+    first = outputs.mark()
+    outputs.produce_many(OUT, [b"c"], [b"3"])
+    second = outputs.mark()
+    producer.release(1)
+    assert not outputs.delivered_through(first)
+    producer.release(1)
+    assert outputs.delivered_through(first)
+    assert not outputs.delivered_through(second)
+    producer.release(1)
+    assert outputs.delivered_through(second)
+
+
+def test_a_failed_record_of_a_batch_fails_its_generation(monkeypatch: pytest.MonkeyPatch) -> None:
+    outputs, producer = fake_outputs(monkeypatch)
+    producer.fail[OUT] = kafka_error(TIMED_OUT, "Local: Message timed out")
+    outputs.produce_many(OUT, [b"a", b"b"], [b"1", b"2"])
+    generation = outputs.mark()
+    outputs.poll(0)
+    assert (outputs.pending, outputs.delivered, outputs.failed) == (0, 0, 2)
+    with pytest.raises(DeliveryFailure, match=r"out\[0\]: .*timed out"):
+        outputs.delivered_through(generation)
+
+
+def test_a_produce_error_in_a_batch_keeps_the_count_of_what_was_queued(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class RefusingThird(FakeProducer):
+        def produce(self, topic: str, *args: object, **kwargs: object) -> None:
+            if kwargs.get("key") == b"c":
+                raise confluent_kafka.KafkaException(
+                    kafka_error(confluent_kafka.KafkaError._UNKNOWN_TOPIC, "Local: Unknown topic")
+                )
+            super().produce(topic, *args, **kwargs)  # type: ignore[arg-type]
+
+    outputs, producer = fake_outputs(monkeypatch, RefusingThird())
+    with pytest.raises(KafkaFailure, match="cannot produce to 'out'"):
+        outputs.produce_many(OUT, [b"a", b"b", b"c", b"d"], [b"1"] * 4)
+    assert outputs.pending == 2 == len(producer)
+    assert outputs.flush(1.0)
+    assert [m.key() for m in producer.records(OUT)] == [b"a", b"b"]
+
+
 # -- generations: what a checkpoint waits for -----------------------------------------------------
 
 

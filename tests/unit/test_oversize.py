@@ -46,8 +46,8 @@ class FakeProducer:
         self.queued: list[tuple[FakeMessage, Any]] = []
         self.delivered: list[FakeMessage] = []
 
-    def produce(self, topic: str, *, value: Any, key: Any, headers: Any, partition: int,
-                on_delivery: Any) -> None:  # fmt: skip
+    def produce(self, topic: str, *, value: Any, key: Any, headers: Any = None,
+                partition: int = -1, on_delivery: Any) -> None:  # fmt: skip
         size = len(key or b"") + len(value or b"") + headers_size(headers)
         if size + self.client_overhead > self.client_limit:
             raise confluent_kafka.KafkaException(confluent_kafka.KafkaError(TOO_LARGE))
@@ -134,6 +134,30 @@ def test_an_oversized_evaluation_is_replaced_before_it_reaches_the_broker(
     delivered = fake.instances[0].delivered
     assert [m.topic() for m in delivered] == [DLQ, "out"]
     assert header(delivered[0], "casewatch.original.key_bytes") == b"520000"
+    assert outputs.oversized == 1 and outputs.pending == 0
+
+
+def test_an_oversized_record_of_a_batch_is_replaced_in_its_place(fake: Any) -> None:
+    outputs = producer()
+    keys = [b"small", b"c" * 520_000, b"last"]
+    outputs.produce_many("out", keys, [b"{}", b"{" + b"x" * 600_000 + b"}", b"{}"])
+    generation = outputs.mark()
+    assert outputs.pending == 3 and not outputs.delivered_through(generation)
+    assert outputs.flush(1)
+    delivered = fake.instances[0].delivered
+    assert [m.topic() for m in delivered] == ["out", DLQ, "out"]
+    assert header(delivered[1], "casewatch.original.key_bytes") == b"520000"
+    assert outputs.oversized == 1 and outputs.delivered == 3
+    assert outputs.delivered_through(generation)
+
+
+def test_a_refusal_at_produce_in_a_batch_is_replaced(fake: Any) -> None:
+    outputs = producer({"message.max.bytes": 100_000})
+    fake.client_overhead = 5_000  # librdkafka counting more than our estimate
+    outputs.produce_many("out", [b"a", b"k", b"b"], [b"{}", b"v" * 99_000, b"{}"])
+    assert outputs.flush(1)
+    delivered = fake.instances[0].delivered
+    assert [m.topic() for m in delivered] == ["out", DLQ, "out"]
     assert outputs.oversized == 1 and outputs.pending == 0
 
 

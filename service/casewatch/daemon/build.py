@@ -16,7 +16,8 @@ from collections.abc import Callable
 from typing import cast
 
 from casewatch.daemon.backpressure import BackPressure
-from casewatch.daemon.checkpoint import ChangelogBuffer, Checkpoint
+from casewatch.daemon.changelog_buffer import ChangelogBuffer
+from casewatch.daemon.checkpoint import Checkpoint
 from casewatch.daemon.decode import EventDecoder, FieldNames
 from casewatch.daemon.intake import Intake, consume_error
 from casewatch.daemon.loop import Daemon

@@ -26,46 +26,16 @@ from typing import Any
 
 import confluent_kafka
 
+from casewatch.daemon.changelog_buffer import ChangelogBuffer
 from casewatch.kafka.producer import OutputProducer
 
 Clock = Callable[[], float]
-Record = tuple[str, bytes | None, bytes | None, Any, int]
 
 # Changelog records handed to the producer per loop iteration: a few milliseconds of work, and
 # never less than a quarter of what is left, so a large changelog still takes few iterations
 # and the checkpoint keeps its interval.
 CHANGELOG_SLICE = 500
 _SLICES = 4
-
-
-class ChangelogBuffer:
-    """Stands in for the producer while the changelog is written; the checkpoint drains it."""
-
-    def __init__(self) -> None:
-        self.records: list[Record] = []
-
-    def produce(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Any = None,
-        partition: int = -1,
-    ) -> None:
-        self.records.append((topic, key, value, headers, partition))
-
-    def drain(self, outputs: OutputProducer, limit: int | None = None) -> bool:
-        """Produce up to ``limit`` records (all by default), oldest first; True when empty."""
-        records = self.records
-        taken = records if limit is None or limit >= len(records) else records[:limit]
-        produce = outputs.produce
-        for topic, key, value, headers, partition in taken:
-            produce(topic, key, value, headers, partition)
-        del records[: len(taken)]
-        return not records
-
-    def forget(self, partitions: set[int]) -> None:
-        self.records = [r for r in self.records if r[4] not in partitions]
 
 
 class Checkpoint:
@@ -152,7 +122,7 @@ class Checkpoint:
         if self._step == "slices":
             buffer = self._buffer
             if buffer is not None:
-                limit = max(CHANGELOG_SLICE, len(buffer.records) // _SLICES)
+                limit = max(CHANGELOG_SLICE, buffer.size // _SLICES)
                 if not buffer.drain(outputs, limit):
                     return False
             self._generation = outputs.mark()

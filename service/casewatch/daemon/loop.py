@@ -149,14 +149,13 @@ class Daemon:
         return scored
 
     def _publish(self, scored: list[ScoredBatch], consumed_at: float) -> None:
-        topic, produce, encoder = self.options.output_topic, self.outputs.produce, self.encoder
+        topic, encoder = self.options.output_topic, self.encoder
         for batch in scored:
             if encoder is None:
                 values = batch.encoded()
             else:  # a format that encodes record objects (Avro)
                 values = [encoder.encode(evaluation) for evaluation in batch.evaluations()]
-            for key, value in zip(batch.keys(), values, strict=True):
-                produce(topic, key, value)
+            self.outputs.produce_many(topic, batch.keys(), values)
         self.metrics.evaluations(Verdicts.concat([b.verdicts() for b in scored]), consumed_at)
         if self.evaluator.case_alerts:
             self._publish_alerts(self.evaluator.case_alerts)

@@ -13,6 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from casewatch.telemetry.logging import get_logger
+
+log = get_logger(__name__)
+
 Headers = list[tuple[str, bytes]]
 
 OUTPUT_TOO_LARGE: Final = "output_too_large"
@@ -94,3 +98,30 @@ def replacement(
     room = limit - record_size(new_key, None, new_headers)
     new_value = (value or b"")[: max(room, 0)]
     return Replacement(new_key, new_value, new_headers)
+
+
+def replace_oversized(
+    topic: str,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Headers | None,
+    limit: int,
+    cause: str | None,
+    dead_letter_topic: str,
+) -> Replacement:
+    """``replacement`` of a record found too large (``cause`` None: by our own estimate), and
+    the warning that says so."""
+    cause = cause or f"limit is {limit} bytes"
+    size = record_size(key, value, headers)
+    log.warning(
+        "output_replaced_oversized",
+        topic=topic,
+        key_bytes=len(key) if key else 0,
+        value_bytes=len(value) if value else 0,
+        limit=limit,
+        cause=cause,
+    )
+    return replacement(
+        topic, key, value, headers, limit=limit, dead_letter_topic=dead_letter_topic,
+        detail=f"record for {topic!r} is about {size} bytes: {cause}",
+    )  # fmt: skip

@@ -11,9 +11,8 @@ dead-letter record (``casewatch.kafka.oversize``) counted in ``oversized``.
 
 from __future__ import annotations
 
-import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import confluent_kafka
@@ -21,17 +20,16 @@ import confluent_kafka
 from casewatch.errors import DeliveryFailure
 from casewatch.kafka import clients
 from casewatch.kafka.errors import error_code, kafka_errors, reason, to_casewatch
+from casewatch.kafka.generations import Generation, Generations
 from casewatch.kafka.oversize import (
     DEFAULT_MAX_BYTES,
     RECORD_OVERHEAD,
     SMALLEST_LIMIT,
     Headers,
     record_size,
-    replacement,
+    replace_oversized,
 )
-from casewatch.telemetry.logging import get_logger
 
-log = get_logger(__name__)
 _TOO_LARGE = frozenset(
     {
         confluent_kafka.KafkaError.MSG_SIZE_TOO_LARGE,
@@ -48,9 +46,8 @@ class OutputProducer:
             self._producer: Any = clients.producer(config)
         self.transactional = "transactional.id" in config
         self.max_pending = max_pending
-        self.pending = 0
-        self.delivered = 0
         self.failed = 0
+        self._produced = 0  # records asked for; a replacement is its refused record's stand-in
         self.first_error: str | None = None
         self.dead_letter_topic = dead_letter_topic
         self.max_record_bytes = int(config.get("message.max.bytes", DEFAULT_MAX_BYTES))
@@ -58,13 +55,19 @@ class OutputProducer:
         self.oversized = 0
         self.rerouted = 0  # oversized records of other topics now on the dead-letter topic
         # Records the broker refused as too large, with their generation, awaiting replacement.
-        self._refused: list[tuple[int, str, bytes | None, bytes | None, Headers | None, int]] = []
-        # Records are counted per generation so a checkpoint can wait for "everything produced
-        # before now" without blocking on what is produced meanwhile; one bound callback per
-        # generation, none per record.
-        self._generation = 0
-        self._pending_by_generation: dict[int, int] = {0: 0}
-        self._on_delivery_now = functools.partial(self._on_delivery, 0)
+        self._refused: list[
+            tuple[Generation, str, bytes | None, bytes | None, Headers | None, int]
+        ] = []
+        self._generations = Generations(self._on_failed_delivery)
+
+    @property
+    def pending(self) -> int:
+        """Records without a final delivery report (a refused one until its replacement's)."""
+        return self._generations.pending
+
+    @property
+    def delivered(self) -> int:
+        return self._produced - self.pending - self.failed
 
     def produce(
         self,
@@ -81,8 +84,9 @@ class OutputProducer:
         if (headers or plain > self._plain_limit) and record_size(key, value, headers) > limit:
             topic, key, value, headers = self._replace(topic, key, value, headers, limit, None)
             partition = -1
+        generation = self._generations.current
         try:
-            self._send(topic, key, value, headers, partition, self._on_delivery_now)
+            self._send(topic, key, value, headers, partition, generation.report)
         except confluent_kafka.KafkaException as exc:
             if error_code(exc) not in _TOO_LARGE:
                 raise to_casewatch(exc, f"cannot produce to {topic!r}") from exc
@@ -91,9 +95,48 @@ class OutputProducer:
             topic, key, value, headers = self._replace(
                 topic, key, value, headers, limit, reason(exc)
             )
-            self._send(topic, key, value, headers, -1, self._on_delivery_now)
-        self.pending += 1
-        self._pending_by_generation[self._generation] += 1
+            self._send(topic, key, value, headers, -1, generation.report)
+        generation.pending += 1
+        self._produced += 1
+
+    def produce_many(
+        self,
+        topic: str,
+        keys: Sequence[bytes],
+        values: Sequence[bytes],
+        partitions: Sequence[int] | None = None,
+    ) -> None:
+        """Queue one record per key and value (and partition, else the key decides), in order,
+        each as ``produce`` would.
+
+        On the common path a record costs a length check and the librdkafka call; a record that
+        might be too large, or one librdkafka does not take at once (full queue, refused size),
+        goes through ``produce`` with everything it guarantees.
+        """
+        send, limit = self._producer.produce, self._plain_limit
+        generation = self._generations.current
+        report = generation.report
+        if partitions is None:
+            partitions = [-1] * len(keys)
+        queued = 0
+        try:
+            for key, value, partition in zip(keys, values, partitions, strict=True):
+                if len(key) + len(value) <= limit:
+                    try:
+                        send(topic, value=value, key=key, partition=partition, on_delivery=report)
+                    except (BufferError, confluent_kafka.KafkaException):
+                        pass
+                    else:
+                        queued += 1
+                        continue
+                # Counted first: produce() may serve delivery reports of the records just queued.
+                generation.pending += queued
+                self._produced += queued
+                queued = 0
+                self.produce(topic, key, value, None, partition)
+        finally:
+            generation.pending += queued
+            self._produced += queued
 
     def _send(
         self,
@@ -128,33 +171,16 @@ class OutputProducer:
         limit: int,
         cause: str | None,
     ) -> tuple[str, bytes | None, bytes, Headers]:
-        size = record_size(key, value, headers)
-        cause = cause or f"limit is {limit} bytes"
-        detail = f"record for {topic!r} is about {size} bytes: {cause}"
-        record = replacement(
-            topic, key, value, headers, limit=limit, dead_letter_topic=self.dead_letter_topic,
-            detail=detail,
-        )  # fmt: skip
+        dead_letter = self.dead_letter_topic
+        record = replace_oversized(topic, key, value, headers, limit, cause, dead_letter)
         self.oversized += 1
-        if topic != self.dead_letter_topic:
+        if topic != dead_letter:
             self.rerouted += 1
-        log.warning(
-            "output_replaced_oversized",
-            topic=topic,
-            key_bytes=len(key) if key else 0,
-            value_bytes=len(value) if value else 0,
-            limit=limit,
-            cause=cause,
-        )
-        return self.dead_letter_topic, record.key, record.value, record.headers
+        return dead_letter, record.key, record.value, record.headers
 
     def mark(self) -> int:
         """Start a new generation; returns the one that holds everything produced so far."""
-        closed = self._generation
-        self._generation += 1
-        self._pending_by_generation[self._generation] = 0
-        self._on_delivery_now = functools.partial(self._on_delivery, self._generation)
-        return closed
+        return self._generations.mark()
 
     def delivered_through(self, generation: int) -> bool:
         """Whether every record of ``generation`` and older ones has been delivered.
@@ -162,10 +188,7 @@ class OutputProducer:
         Raises DeliveryFailure when any record has failed.
         """
         self.raise_first_error()
-        pending = self._pending_by_generation
-        for old in [g for g in pending if g < self._generation and pending[g] == 0]:
-            del pending[old]
-        return all(g > generation for g in pending)
+        return self._generations.delivered_through(generation)
 
     def poll(self, timeout: float = 0.0) -> None:
         self._serve(timeout)
@@ -185,8 +208,7 @@ class OutputProducer:
             record = self._replace(topic, key, value, headers, limit, cause)
             # The replacement stands in the refused record's generation, so no checkpoint
             # commits past the input before the replacement is delivered.
-            callback = functools.partial(self._on_delivery, generation)
-            self._send(*record, -1, callback)
+            self._send(*record, -1, generation.report)
 
     def over_limit(self) -> bool:
         return self.pending > self.max_pending
@@ -251,23 +273,16 @@ class OutputProducer:
         if self.first_error is not None:
             raise DeliveryFailure(f"output not delivered: {self.first_error}")
 
-    def _on_delivery(self, generation: int, error: Any, message: Any) -> None:
-        if (
-            error is not None
-            and error.code() in _TOO_LARGE
-            and self._refused_too_large(generation, message)
-        ):
+    def _on_failed_delivery(self, generation: Generation, error: Any, message: Any) -> None:
+        """A delivery report with an error (successes are counted by ``Generation.report``)."""
+        if error.code() in _TOO_LARGE and self._refused_too_large(generation, message):
             return
-        self.pending -= 1
-        self._pending_by_generation[generation] -= 1
-        if error is None:
-            self.delivered += 1
-            return
+        generation.pending -= 1
         self.failed += 1
         if self.first_error is None:
             self.first_error = f"{message.topic()}[{message.partition()}]: {error.str()}"
 
-    def _refused_too_large(self, generation: int, message: Any) -> bool:
+    def _refused_too_large(self, generation: Generation, message: Any) -> bool:
         """Keep a refused record for replacement; False when it cannot be shrunk further."""
         key, value, headers = message.key(), message.value(), message.headers()
         size = record_size(key, value, headers)

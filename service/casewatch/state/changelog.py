@@ -46,8 +46,13 @@ def write_changes(topic: str, source: _ChangeSource, outputs: OutputProducer) ->
     for case_id, partition, offset in changes.departed:
         headers = [(SOURCE_OFFSET_HEADER, str(offset).encode())]
         produce(topic, case_id.encode(), None, headers, partition)
-    for case_id, partition, state in changes.states:
-        produce(topic, case_id.encode(), state, None, partition)
+    states = changes.states
+    outputs.produce_many(
+        topic,
+        [case_id.encode() for case_id, _, _ in states],
+        [state for _, _, state in states],
+        [partition for _, partition, _ in states],
+    )
     return len(changes)
 
 
