@@ -30,6 +30,24 @@ def evaluation(
     )  # fmt: skip
 
 
+class Judged:
+    """Evaluations as the judge reads a scored batch: columns, and records on request."""
+
+    def __init__(self, rows: np.ndarray, evaluations: list[StreamingEvaluation]) -> None:
+        self.rows = rows
+        self.evaluations = evaluations
+        self.triggers: list[Trigger] = [e.trigger for e in evaluations]
+        self.anomalous = np.array([e.anomalous for e in evaluations], dtype=np.bool_)
+        self.asked: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.evaluations)
+
+    def evaluations_at(self, positions: list[int]) -> list[StreamingEvaluation]:
+        self.asked += positions
+        return [self.evaluations[i] for i in positions]
+
+
 class Case:
     """One case in a store, evaluated verdict by verdict ("A" anomalous, "n" normal)."""
 
@@ -53,7 +71,8 @@ class Case:
                 )
             )
         rows = np.full(len(evaluations), self.row, dtype=np.int64)
-        self.judge.judge(self.store, rows, evaluations)
+        self.judged = Judged(rows, evaluations)
+        self.judge.judge(self.store, self.judged)
         return self.alerts
 
     @property
@@ -71,6 +90,15 @@ def test_with_k_1_the_first_anomalous_evaluation_opens_the_alert_once() -> None:
         case.evaluate(verdict)
     assert kinds(case.alerts) == [("opened", 3, 1)]
     assert case.state == (2, True)
+
+
+def test_only_the_evaluations_that_raise_an_alert_are_made_as_records() -> None:
+    case = Case(2)
+    case.evaluate("nAAnA")
+    assert case.judged.asked == [2]
+    case.evaluate("AAA", trigger="close")
+    assert case.judged.asked == [2]  # the closing evaluation updates the opened alert
+    assert kinds(case.alerts) == [("opened", 3, 2), ("closed", 8, 4)]
 
 
 def test_with_k_3_only_three_anomalous_evaluations_in_a_row_open_it() -> None:

@@ -22,6 +22,7 @@ from casewatch.scoring.training_summary import ScoreBins, TrainingSummary
 from casewatch.telemetry.drift import DriftWindow, EventCounts, population_stability_index
 from casewatch.telemetry.loop_metrics import LoopMetrics
 from casewatch.telemetry.metrics import Telemetry
+from casewatch.telemetry.verdicts import Verdicts
 from tests.unit.conftest import USERS
 from tests.unit.test_training_summary import without_summary
 
@@ -167,7 +168,7 @@ def test_gauges_without_a_baseline_leave_its_metrics_out(telemetry: Telemetry) -
     assert [e["event"] for e in logs] == ["drift_baseline_missing"]
     assert "casewatch_drift_score_psi" in logs[0]["absent"]
     counts.events, counts.unknown_activities = 8, 2
-    drift.observe([evaluation(3.0), evaluation(0.5, trigger="event")])
+    drift.observe(Verdicts.of([evaluation(3.0), evaluation(0.5, trigger="event")]))
     assert gauge(telemetry, "window_cases") == 1
     assert gauge(telemetry, "flagged_share") == 1.0
     assert gauge(telemetry, "unknown_activity_rate") == 0.25
@@ -183,7 +184,9 @@ def test_gauges_with_a_baseline_and_a_reset_on_reload(telemetry: Telemetry) -> N
     assert gauge(telemetry, "window_cases") == 0
     assert gauge(telemetry, "score_psi") is None
     assert gauge(telemetry, "expected_flagged_share") == 0.25
-    drift.observe([evaluation(s, trigger="timeout") for s in (0.5, 0.7, 3.0, 4.0, 5.0)])
+    drift.observe(
+        Verdicts.of([evaluation(s, trigger="timeout") for s in (0.5, 0.7, 3.0, 4.0, 5.0)])
+    )
     assert gauge(telemetry, "window_cases") == 4  # the window holds 4
     assert gauge(telemetry, "score_psi") == pytest.approx(
         population_stability_index(np.array([0.25, 0.75]), np.array([0.5, 0.5]))
@@ -203,7 +206,9 @@ def test_loop_metrics_feed_the_window_from_the_evaluators_router(
     events += [StreamingEvent("k1", "E", attributes={"user": USERS["E"]}, close=True)]
     events += [StreamingEvent("k2", "Z", attributes={"user": "zed"})]
     events += [StreamingEvent("k2", "E", attributes={"user": "eve"}, close=True)]
-    metrics.evaluations(evaluator.on_events(events), time.time())
+    scored = evaluator.on_events_batch(events)
+    assert scored is not None
+    metrics.evaluations(scored.verdicts(), time.time())
     metrics.batch(len(events), time.perf_counter())
     assert gauge(telemetry, "window_cases") == 2
     assert gauge(telemetry, "unknown_activity_rate") == pytest.approx(1 / 6)
@@ -221,7 +226,7 @@ def test_a_model_reload_starts_the_window_again(
     telemetry.drift.use_model(evaluator.scorer.training_summary, "tiny")
     reloader = ModelReloader(ModelFile(live), evaluator, telemetry, watch_interval=None)
     closed = [StreamingEvent(f"c{i}", "A", close=True) for i in range(3)]
-    telemetry.drift.observe(evaluator.on_events(closed))
+    telemetry.drift.observe(Verdicts.of(evaluator.on_events(closed)))
     assert gauge(telemetry, "window_cases") == 3
     # The same file again is no new model: the window stays.
     reloader.request()
@@ -235,5 +240,5 @@ def test_a_model_reload_starts_the_window_again(
     assert gauge(telemetry, "expected_flagged_share") is None
     assert "drift_baseline_missing" in [e["event"] for e in logs]
     # Events routed before the reload are not counted again afterwards.
-    telemetry.drift.observe([])
+    telemetry.drift.observe(None)
     assert gauge(telemetry, "window_events") == 0

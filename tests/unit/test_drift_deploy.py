@@ -57,7 +57,7 @@ def test_worker_gauges_stay_per_worker_when_merged() -> None:
         telemetry.drift.bind(counts)
         telemetry.drift.use_model(None, "bare")
         counts.events, counts.unknown_activities = 10, unknown
-        telemetry.drift.observe([])
+        telemetry.drift.observe(None)
         pages.append(generate_latest(telemetry.registry).decode())
     families = {family.name: family for family in merge(pages)}
     rates = families["casewatch_drift_unknown_activity_rate"].samples

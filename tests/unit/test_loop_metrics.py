@@ -18,6 +18,7 @@ from casewatch.kafka.producer import OutputProducer
 from casewatch.telemetry.loop_metrics import LoopMetrics
 from casewatch.telemetry.metrics import Telemetry
 from casewatch.telemetry.model_series import MAX_ACTIVITY_LABELS
+from casewatch.telemetry.verdicts import Verdicts
 from tests.unit.conftest import USERS
 
 
@@ -123,7 +124,7 @@ def test_anomalies_are_counted_by_their_top_blamed_activity(
 ) -> None:
     metrics = loop_metrics(telemetry)
     published = scored(tiny_model, {"ok": "ABCE", "bad": "ACBE", "worse": "AECB", "ok2": "ABCE"})
-    metrics.evaluations(published, time.time())
+    metrics.evaluations(Verdicts.of(published), time.time())
     flagged = [e for e in published if e.anomalous]
     assert flagged and len(flagged) < len(published)
     expected = Counter(e.top_transitions[0].transition for e in flagged)
@@ -139,14 +140,16 @@ def test_anomalies_are_counted_by_their_top_blamed_activity(
 
 def test_an_anomaly_with_no_blamed_transition_counts_as_other(telemetry: Telemetry) -> None:
     metrics = loop_metrics(telemetry)
-    metrics.evaluations([evaluation([]), evaluation(["B"]), evaluation(["B"], anomalous=False)], 0)
+    metrics.evaluations(
+        Verdicts.of([evaluation([]), evaluation(["B"]), evaluation(["B"], anomalous=False)]), 0
+    )
     assert anomalies(telemetry) == {"other": 1, "B": 1}
 
 
 def test_activity_labels_are_capped(telemetry: Telemetry) -> None:
     metrics = loop_metrics(telemetry)
     names = [f"activity {i}" for i in range(MAX_ACTIVITY_LABELS + 50)]
-    metrics.evaluations([evaluation([name]) for name in names], 0)
+    metrics.evaluations(Verdicts.of([evaluation([name]) for name in names]), 0)
     counted = anomalies(telemetry)
     assert len(counted) == MAX_ACTIVITY_LABELS + 1
     assert sum(counted.values()) == len(names)
@@ -161,12 +164,12 @@ def test_the_threshold_follows_the_model_of_the_published_evaluations(
         telemetry.registry.get_sample_value("casewatch_threshold", {"model": "m", "version": "1"})
         is None
     )
-    metrics.evaluations([evaluation(["A"], threshold=2.5)], 0)
+    metrics.evaluations(Verdicts.of([evaluation(["A"], threshold=2.5)]), 0)
     assert (
         telemetry.registry.get_sample_value("casewatch_threshold", {"model": "m", "version": "1"})
         == 2.5
     )
-    metrics.evaluations([evaluation(["A"], version="2", threshold=3.25)], 0)
+    metrics.evaluations(Verdicts.of([evaluation(["A"], version="2", threshold=3.25)]), 0)
     thresholds = [
         (s.labels, s.value)
         for family in telemetry.registry.collect()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import msgspec
@@ -117,3 +118,34 @@ def test_ties_in_the_top_transitions_go_to_the_lower_id() -> None:
         snap, batch, threshold=1.0, source_topic="t", now=1.0
     ))  # fmt: skip
     assert [t["transition"] for t in record["top_transitions"]] == ["b", "c"]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_same_records_for_plain_ids_and_one_residual_per_case(seed: int) -> None:
+    """The shortcuts of the usual every-event batch: ids that need no escaping, one nonzero
+    residual or none per case, every case with event times."""
+    snap, batch = _batch(200, 12, seed=seed)
+    rng = np.random.default_rng(seed)
+    one = np.zeros_like(batch.residuals)
+    at = np.flatnonzero(rng.random(200) < 0.7)
+    one[at, rng.integers(0, 12, size=at.size)] = rng.uniform(0.1, 5.0, size=at.size)
+    times = rng.uniform(1.7e9, 1.8e9, size=200)
+    snap = dataclasses.replace(
+        snap, case_ids=[f"case-{i}" for i in range(200)], first_time=times, last_time=times + 1
+    )
+    old, new = _both([f"a{i}" for i in range(12)], snap, ScoreBatch(batch.scores, one))
+    assert new == old
+
+
+def test_an_identity_with_braces_keeps_its_evaluation_ids() -> None:
+    identity = ModelIdentity("m", "1", "{0}|{}")
+    snap, batch = _batch(10, 3, seed=5)
+    kwargs = {"threshold": 2.25, "source_topic": None, "now": 1.0}
+    old = RecordBuilder(["a", "b", "c"], identity).build(snap, batch, **kwargs)  # type: ignore[arg-type]
+    new = RecordEncoder(["a", "b", "c"], identity).encode(snap, batch, **kwargs)  # type: ignore[arg-type]
+    assert new == [msgspec.json.encode(e) for e in old]
+
+
+def test_an_empty_batch_has_no_records() -> None:
+    snap, batch = _batch(0, 3, seed=1)
+    assert _both(["a", "b", "c"], snap, batch) == ([], [])

@@ -23,12 +23,14 @@ import msgspec
 from casewatch.daemon.dead_letter import scoring_failure
 from casewatch.daemon.parts import AlertEncoder, EvaluationEncoder, LoopOptions, Parts
 from casewatch.errors import DeliveryFailure
-from casewatch.events import StreamingEvaluation, StreamingEvent
+from casewatch.events import StreamingEvent
 from casewatch.kafka import clients
 from casewatch.kafka.errors import is_fatal, kafka_errors, to_casewatch
 from casewatch.scoring.alerts import CaseAlert
 from casewatch.scoring.isolation import ScoringFailure
+from casewatch.scoring.scored import ScoredBatch
 from casewatch.telemetry.logging import get_logger
+from casewatch.telemetry.verdicts import Verdicts
 
 log = get_logger(__name__)
 
@@ -52,7 +54,8 @@ class Daemon:
         self.back_pressure = parts.back_pressure
         self._stop = parts.stop
         self._prepare_topics = parts.prepare_topics
-        self.encoder: EvaluationEncoder = parts.encoder or msgspec.json.Encoder()
+        # None: JSON written straight from the scored columns (``ScoredBatch.encoded``).
+        self.encoder: EvaluationEncoder | None = parts.encoder
         self.alert_encoder: AlertEncoder = parts.alert_encoder or msgspec.json.Encoder()
 
     def request_stop(self) -> None:
@@ -107,8 +110,8 @@ class Daemon:
             started = time.perf_counter()
             consumed_at = time.time()
             events, times, consumed = self.intake.take(messages)
-            evaluations = self._score(events, times)
-            self._publish(evaluations, consumed_at)
+            scored = self._score(events, times)
+            self._publish(scored, consumed_at)
             if consumed:
                 self.metrics.batch(consumed, started)
             self.back_pressure.relieve(consumer)
@@ -132,25 +135,28 @@ class Daemon:
             messages.extend(consumer.consume(num_messages=batch_size - 1, timeout=0))
         return messages
 
-    def _score(self, events: list[StreamingEvent], times: list[float]) -> list[StreamingEvaluation]:
+    def _score(self, events: list[StreamingEvent], times: list[float]) -> list[ScoredBatch]:
         started = time.perf_counter()
         topic = self.options.input_topic
-        evaluations = self.evaluator.on_events(events, source_topic=topic, times=times)
-        expired = self.evaluator.expire(source_topic=topic)
-        if evaluations or expired:
+        evaluator = self.evaluator
+        evaluated = evaluator.on_events_batch(events, source_topic=topic, times=times)
+        expired = evaluator.expire_batch(source_topic=topic)
+        scored = [batch for batch in (evaluated, expired) if batch is not None]
+        if scored:
             self.telemetry.scoring_duration.observe(time.perf_counter() - started)
-        if self.evaluator.scoring_failures:
-            self._dead_letter_failures(self.evaluator.scoring_failures)
-        return evaluations + expired if expired else evaluations
+        if evaluator.scoring_failures:
+            self._dead_letter_failures(evaluator.scoring_failures)
+        return scored
 
-    def _publish(self, evaluations: list[StreamingEvaluation], consumed_at: float) -> None:
-        encode = self.encoder.encode
-        self.outputs.produce_many(
-            self.options.output_topic,
-            [evaluation.case_id.encode() for evaluation in evaluations],
-            [encode(evaluation) for evaluation in evaluations],
-        )
-        self.metrics.evaluations(evaluations, consumed_at)
+    def _publish(self, scored: list[ScoredBatch], consumed_at: float) -> None:
+        topic, encoder = self.options.output_topic, self.encoder
+        for batch in scored:
+            if encoder is None:
+                values = batch.encoded()
+            else:  # a format that encodes record objects (Avro)
+                values = [encoder.encode(evaluation) for evaluation in batch.evaluations()]
+            self.outputs.produce_many(topic, batch.keys(), values)
+        self.metrics.evaluations(Verdicts.concat([b.verdicts() for b in scored]), consumed_at)
         if self.evaluator.case_alerts:
             self._publish_alerts(self.evaluator.case_alerts)
 

@@ -19,6 +19,7 @@ from casewatch.kafka.producer import OutputProducer
 from casewatch.scoring.alerts import CaseAlert
 from casewatch.scoring.isolation import ScoringFailure
 from casewatch.scoring.routing import RoutingCounts
+from casewatch.scoring.scored import ScoredBatch
 from casewatch.scoring.scorer import Scorer
 from casewatch.state.changes import StateChanges
 from casewatch.state.restore import Restorer
@@ -51,17 +52,17 @@ class Evaluator(Protocol):
     @property
     def case_alerts(self) -> list[CaseAlert]: ...
 
-    def on_events(
+    def on_events_batch(
         self,
         events: Sequence[StreamingEvent],
         *,
         source_topic: str | None = None,
         times: Sequence[float] | None = None,
-    ) -> list[StreamingEvaluation]: ...
+    ) -> ScoredBatch | None: ...
 
-    def expire(
+    def expire_batch(
         self, now: float | None = None, *, source_topic: str | None = None
-    ) -> list[StreamingEvaluation]: ...
+    ) -> ScoredBatch | None: ...
 
     def drop_partitions(self, partitions: set[int]) -> int: ...
 
@@ -135,7 +136,7 @@ class Parts:
     # Checks the topics (retrying until the broker is there); the input's partition count, or
     # None when a stop was requested meanwhile.
     prepare_topics: Callable[[], int | None]
-    # None: JSON (``msgspec.json.Encoder``); ``casewatch.scoring.avro_output`` for Avro.
+    # None: JSON from the scored columns; ``casewatch.scoring.avro_output`` for Avro.
     encoder: EvaluationEncoder | None = None
     # None: JSON; ``casewatch.scoring.avro_alerts`` when the evaluations are Avro.
     alert_encoder: AlertEncoder | None = None

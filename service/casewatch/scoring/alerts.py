@@ -20,10 +20,11 @@ and restored with it: a restarted daemon neither forgets nor repeats an alert.
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
+from typing import Literal, Protocol
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 
 from casewatch.events import ModelIdentity, StreamingEvaluation, Trigger
 from casewatch.state.columns import STREAK_MAX
@@ -69,6 +70,23 @@ def case_alert(
     )
 
 
+class Judged(Protocol):
+    """A scored batch as the judge reads it (``casewatch.scoring.scored.ScoredBatch``)."""
+
+    @property
+    def rows(self) -> IntArray: ...
+
+    @property
+    def triggers(self) -> list[Trigger]: ...
+
+    @property
+    def anomalous(self) -> npt.NDArray[np.bool_]: ...
+
+    def __len__(self) -> int: ...
+
+    def evaluations_at(self, positions: list[int]) -> list[StreamingEvaluation]: ...
+
+
 class AlertJudge:
     """Updates each evaluated case's alert state and collects the alerts it raises.
 
@@ -82,14 +100,14 @@ class AlertJudge:
         self.alert_after = alert_after
         self.alerts = alerts
 
-    def judge(
-        self, store: CaseStore, rows: IntArray, evaluations: list[StreamingEvaluation]
-    ) -> None:
-        """Apply ``evaluations`` (in event order; ``rows[i]`` is the store row of the i-th, still
-        readable for a case that is leaving) to the alert state, appending the alerts raised."""
+    def judge(self, store: CaseStore, batch: Judged) -> None:
+        """Apply ``batch`` (in event order; ``batch.rows[i]`` is the store row of the i-th
+        evaluation, still readable for a case that is leaving) to the alert state, appending the
+        alerts raised. Only the evaluations that raise one are made as records."""
         k = self.alert_after
-        if k is None or not evaluations:
+        if k is None or not len(batch):
             return
+        rows = batch.rows
         row_list = rows.tolist()
         # A case evaluated several times in a batch (one evaluation per event) carries its state
         # from one evaluation to the next here and is written back once.
@@ -102,19 +120,25 @@ class AlertJudge:
                 strict=True,
             )
         )
-        append = self.alerts.append
-        for row, evaluation in zip(row_list, evaluations, strict=True):
-            trigger = evaluation.trigger
+        raised: list[tuple[AlertKind, int, int]] = []  # kind, streak, position in the batch
+        verdicts = zip(row_list, batch.triggers, batch.anomalous.tolist(), strict=True)
+        for position, (row, trigger, anomalous) in enumerate(verdicts):
             if trigger == "request":
                 continue
             streak, alerted = state[row]
-            streak = min(streak + 1, STREAK_MAX) if evaluation.anomalous else 0
+            streak = min(streak + 1, STREAK_MAX) if anomalous else 0
             if not alerted and streak >= k:
                 alerted = True
-                append(case_alert("opened", streak, k, evaluation))
+                raised.append(("opened", streak, position))
             elif alerted and trigger in _LEAVING:
-                append(case_alert("closed", streak, k, evaluation))
+                raised.append(("closed", streak, position))
             state[row] = (streak, alerted)
+        if raised:
+            evaluations = batch.evaluations_at([position for _, _, position in raised])
+            self.alerts.extend(
+                case_alert(kind, streak, k, evaluation)
+                for (kind, streak, _), evaluation in zip(raised, evaluations, strict=True)
+            )
         changed = np.fromiter(state, dtype=np.int64, count=len(state))
         streaks, alerted_flags = zip(*state.values(), strict=True)
         store.set_alert_state(changed, list(streaks), list(alerted_flags))

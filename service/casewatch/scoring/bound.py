@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from casewatch.events import StreamingEvaluation, Trigger
+from casewatch.events import Trigger
 from casewatch.scoring.blame import Blamer
 from casewatch.scoring.features import FeatureGatherer, Snapshot, concat_parts, snapshot
 from casewatch.scoring.incremental import IncrementalScoring
 from casewatch.scoring.isolation import Isolation, ScoringFailure
+from casewatch.scoring.record_bytes import RecordEncoder
 from casewatch.scoring.records import RecordBuilder
+from casewatch.scoring.scored import ScoredBatch
 from casewatch.scoring.scorer import Features, Scorer
 from casewatch.state.store import CaseStore, IntArray
 
@@ -23,7 +25,7 @@ Part = tuple[Snapshot, Features]
 
 
 class BoundScorer:
-    """Due cases of a store in, evaluation records out."""
+    """Due cases of a store in, scored batches (and their records) out."""
 
     def __init__(
         self,
@@ -42,6 +44,9 @@ class BoundScorer:
         )
         self.blamer = Blamer(contract, top_k=explanation_top_k)
         self.records = RecordBuilder(
+            scorer.activities, scorer.identity, top_k=top_k, blamer=self.blamer
+        )
+        self.encoder = RecordEncoder(
             scorer.activities, scorer.identity, top_k=top_k, blamer=self.blamer
         )
         self.isolation = Isolation(scorer, enabled=isolate, failures=failures)
@@ -71,14 +76,20 @@ class BoundScorer:
 
     def evaluate(
         self, parts: list[Part], source_topic: str | None, now: float
-    ) -> tuple[list[StreamingEvaluation], IntArray, IntArray | None]:
-        """One model call for all parts: the records, their store rows, and which of the
-        concatenated cases were kept (None: all; the others went to the scoring failures)."""
+    ) -> tuple[ScoredBatch, IntArray | None]:
+        """One model call for all parts: the scored batch, and which of the concatenated cases
+        it kept (None: all; the others went to the scoring failures)."""
         snap, features = concat_parts(parts)
         scoring = self.isolation if self.incremental is None else self.incremental
         snap, scores, kept = scoring.score(snap, features, source_topic, now)
         scores = self.blamer.explain(self.scorer, scores, features, kept)
-        evaluations = self.records.build(
-            snap, scores, threshold=self.scorer.threshold, source_topic=source_topic, now=now
+        scored = ScoredBatch(
+            snap,
+            scores,
+            threshold=self.scorer.threshold,
+            source_topic=source_topic,
+            now=now,
+            builder=self.records,
+            encoder=self.encoder,
         )
-        return evaluations, snap.rows, kept
+        return scored, kept

@@ -23,15 +23,16 @@ from casewatch.scoring.blame import DEFAULT_TOP_K
 from casewatch.scoring.bound import BoundScorer, Part
 from casewatch.scoring.isolation import ScoringFailure
 from casewatch.scoring.migration import carry_over, same_state_layout, store_shape
+from casewatch.scoring.open_cases import OpenCases
 from casewatch.scoring.routing import Router, RoutingCounts
+from casewatch.scoring.scored import ScoredBatch, in_event_order
 from casewatch.scoring.scorer import Scorer
-from casewatch.state.changes import ChangeTracker, StateChanges
-from casewatch.state.codec import decode_state
+from casewatch.state.changes import ChangeTracker
 from casewatch.state.store import CaseStore, FloatArray, IntArray
 from casewatch.state.stream_time import IdleExpiry
 
 
-class StreamingEvaluator:
+class StreamingEvaluator(OpenCases):
     """Keeps open cases in a CaseStore and scores them with an ONNX scorer."""
 
     def __init__(
@@ -155,7 +156,7 @@ class StreamingEvaluator:
             return None
         rows = np.array([row], dtype=np.int64)
         part = self._due(rows, [case_id], ["request"], False)
-        return next(iter(self._evaluate([part], None)), None)
+        return _first(self._evaluate([part], None))
 
     def close_case(self, case_id: str) -> StreamingEvaluation | None:
         """Final evaluation of a case; its state is freed and its next event starts afresh."""
@@ -163,9 +164,9 @@ class StreamingEvaluator:
         if row is None:
             return None
         rows = np.array([row], dtype=np.int64)
-        evaluations = self._evaluate([self._due(rows, [case_id], ["close"], True)], None)
+        scored = self._evaluate([self._due(rows, [case_id], ["close"], True)], None)
         self._release(rows)  # after the evaluation: its alert state is read from the row
-        return next(iter(evaluations), None)
+        return _first(scored)
 
     # -- the batch API -------------------------------------------------------------------------
 
@@ -176,14 +177,25 @@ class StreamingEvaluator:
         source_topic: str | None = None,
         times: Sequence[float] | FloatArray | None = None,
     ) -> list[StreamingEvaluation]:
-        """Route a batch into the store and score every case it made due, in one model call.
+        """The evaluations of ``on_events_batch`` as records."""
+        return _records(self.on_events_batch(events, source_topic=source_topic, times=times))
+
+    def on_events_batch(
+        self,
+        events: Sequence[StreamingEvent],
+        *,
+        source_topic: str | None = None,
+        times: Sequence[float] | FloatArray | None = None,
+    ) -> ScoredBatch | None:
+        """Route a batch into the store and score every case it made due, in one model call;
+        None when none was due.
 
         ``times`` are the events' record times (Kafka message timestamps, epoch seconds; NaN
         falls back to the event's timestamp): they drive idle expiry. Without them the clock
         stands in, which is what an offline caller without record times means by idle.
         """
         if not events:
-            return []
+            return None
         batch = self._router.route(events)
         now = self._clock()
         seen = self._idle.seen(batch.partitions, now if times is None else times, batch.timestamps)
@@ -207,64 +219,31 @@ class StreamingEvaluator:
             parts.append(self._due_leaving(evicted, "evicted"))
             causes.append(len(events) + np.arange(len(evicted)))
             released.append(evicted)
-        evaluations = self._evaluate(parts, source_topic, now, causes)
+        scored = self._evaluate(parts, source_topic, now, causes)
         self._release(np.concatenate(released))
-        return evaluations
+        return scored
 
     def expire(
         self, now: float | None = None, *, source_topic: str | None = None
     ) -> list[StreamingEvaluation]:
+        """The evaluations of ``expire_batch`` as records."""
+        return _records(self.expire_batch(now, source_topic=source_topic))
+
+    def expire_batch(
+        self, now: float | None = None, *, source_topic: str | None = None
+    ) -> ScoredBatch | None:
         """Final evaluations of cases idle past the TTL in their partition's stream time.
 
         ``now`` stands for the stream time of every partition (an offline caller's clock).
         """
         stale = self._idle.take_stale(self.store, now)
         if not stale.size:
-            return []
-        evaluations = self._evaluate([self._due_leaving(stale, "timeout")], source_topic)
+            return None
+        scored = self._evaluate([self._due_leaving(stale, "timeout")], source_topic)
         self._release(stale)
-        return evaluations
-
-    def drop_partitions(self, partitions: Iterable[int]) -> int:
-        """Forget the open cases of the given partitions (no evaluations); returns how many."""
-        wanted = sorted(set(partitions))
-        if self._changes is not None:
-            self._changes.forget_partitions(wanted)
-        self._idle.forget(wanted)
-        return self.store.discard_partitions(wanted)
-
-    # -- state for the changelog ---------------------------------------------------------------
-
-    def take_state_changes(self) -> StateChanges:
-        """Cases that left memory and the state of cases changed since the last call."""
-        if self._changes is None:
-            raise RuntimeError("StreamingEvaluator was created without track_changes=True")
-        return self._changes.take(self.store)
-
-    def restore_case(self, case_id: str, state: bytes) -> None:
-        """Load a case's state written by ``take_state_changes`` (replacing any open one)."""
-        # Decoded before the store changes: a record that cannot be applied leaves no trace.
-        row = self.store.restore(case_id, decode_state(self.store.shape, state))
-        self._bound.forget(np.array([row], dtype=np.int64))
-        self._idle.restored(self.store, row)
-
-    def forget_case(self, case_id: str) -> None:
-        """Drop an open case without an evaluation (its tombstone was restored)."""
-        row = self.store.take(case_id)
-        if row is not None:
-            self.store.release(np.array([row], dtype=np.int64))
-
-    def last_offset(self, case_id: str) -> int | None:
-        """Source offset of the last event applied to an open case."""
-        row = self.store.row_of(case_id)
-        return None if row is None else int(self.store.last_offset[row])
+        return scored
 
     # -- internals -----------------------------------------------------------------------------
-
-    def _release(self, rows: IntArray) -> None:
-        if self._changes is not None:
-            self._changes.departing(self.store, rows)
-        self.store.release(rows)
 
     def _due(
         self,
@@ -285,16 +264,24 @@ class StreamingEvaluator:
         source_topic: str | None,
         now: float | None = None,
         causes: list[IntArray] | None = None,
-    ) -> list[StreamingEvaluation]:
+    ) -> ScoredBatch | None:
         if not parts:
-            return []
+            return None
         now = self._clock() if now is None else now
-        evaluations, rows, kept = self._bound.evaluate(parts, source_topic, now)
+        scored, kept = self._bound.evaluate(parts, source_topic, now)
+        if not len(scored):
+            return None  # the model failed on every case
         if causes is not None and len(causes) > 1:
             # Generations score in generation order; report in the order of the events.
             cause = np.concatenate(causes)
-            order = np.argsort(cause if kept is None else cause[kept], kind="stable")
-            evaluations = [evaluations[i] for i in order.tolist()]
-            rows = rows[order]
-        self._alerts.judge(self.store, rows, evaluations)
-        return evaluations
+            scored = in_event_order(scored, cause if kept is None else cause[kept])
+        self._alerts.judge(self.store, scored)
+        return scored
+
+
+def _records(scored: ScoredBatch | None) -> list[StreamingEvaluation]:
+    return [] if scored is None else scored.evaluations()
+
+
+def _first(scored: ScoredBatch | None) -> StreamingEvaluation | None:
+    return None if scored is None else scored.evaluations()[0]

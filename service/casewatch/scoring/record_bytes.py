@@ -11,31 +11,29 @@ per batch, and every numeric column in one ``msgspec`` call. Each record is then
 from __future__ import annotations
 
 import hashlib
+from binascii import hexlify
 from collections.abc import Sequence
-from itertools import pairwise
-from math import isnan
+from functools import partial
+from operator import methodcaller
 from typing import Any
 
-import msgspec
 import numpy as np
 
 from casewatch.events import ModelIdentity
 from casewatch.scoring.blame import Blamer
 from casewatch.scoring.features import Snapshot
+from casewatch.scoring.json_columns import (
+    joined_runs,
+    json,
+    numbers,
+    repr_texts,
+    round6,
+    string_texts,
+)
 from casewatch.scoring.scorer import ScoreBatch
 
-_json = msgspec.json.Encoder().encode
-_BOOL = (b"false", b"true")
-
-
-def _numbers(values: list[float] | list[int]) -> list[bytes]:
-    """Each number's JSON text (NaN and infinities as ``null``, like ``msgspec.json``).
-
-    One encoder call for the whole column: a list of numbers holds no comma but its separators.
-    """
-    if not values:
-        return []
-    return _json(values)[1:-1].split(b",")
+_BLAKE2B = partial(hashlib.blake2b, digest_size=16)
+_DIGEST = methodcaller("digest")
 
 
 class RecordEncoder:
@@ -51,14 +49,17 @@ class RecordEncoder:
     ) -> None:
         labels = [str(a) for a in activities]
         # '"label":' for the residual map, '{"transition":"label","residual":' for the top list.
-        self._map_keys = np.asarray([_json(a) + b":" for a in labels], dtype=object)
+        self._map_keys = np.asarray([json(a) + b":" for a in labels], dtype=object)
         self._top_heads = np.asarray(
-            [b'{"transition":' + _json(a) + b',"residual":' for a in labels], dtype=object
+            [b'{"transition":' + json(a) + b',"residual":' for a in labels], dtype=object
         )
-        self._identity = identity
-        self._model = _json(identity)
+        self._model = json(identity)
+        # RecordBuilder's id text "{sha256}|{case_id}|{n_events}|{trigger}|{partition}|
+        # {first_offset}|{last_offset}|{first_time}|{last_time}", encoded, as a bytes format.
+        self._id_text = identity.sha256.encode().replace(b"%", b"%%") + b"|%b" * 8
         self._top_k = max(1, min(top_k, len(labels)))
         self._triggers: dict[str, bytes] = {}
+        self._trigger_bytes: dict[str, bytes] = {}
         self._blamer = blamer
 
     def encode(
@@ -70,64 +71,55 @@ class RecordEncoder:
         source_topic: str | None,
         now: float,
     ) -> list[bytes]:
+        if not len(snap):
+            return []
         maps, tops = self._residual_texts(len(snap), batch.residuals)
+        case_ids, case_bytes = string_texts(snap.case_ids)
+        n_events = numbers(snap.n_events.tolist())
+        partitions = numbers(snap.partition.tolist())
+        last_offsets = numbers(snap.last_offset.tolist())
+        first_times = numbers(snap.first_time.tolist())  # NaN (no event time) is null
+        last_times = numbers(snap.last_time.tolist())
+        id_texts = map(
+            self._id_text.__mod__,
+            zip(
+                case_bytes, n_events, self._trigger_names(snap.triggers), partitions,
+                numbers(snap.first_offset.tolist()), last_offsets,
+                repr_texts(snap.first_time, first_times), repr_texts(snap.last_time, last_times),
+                strict=True,
+            ),
+        )  # fmt: skip
+        columns = (
+            # The evaluation_id: RecordBuilder's, so redeliveries de-duplicate.
+            map(hexlify, map(_DIGEST, map(_BLAKE2B, id_texts))),
+            case_ids,
+            n_events,
+            numbers(round6(batch.scores)),
+            numbers((batch.scores > threshold).tolist()),
+            maps,
+            tops,
+            numbers(snap.closed.tolist()),
+            self._trigger_texts(snap.triggers),
+            first_times,
+            last_times,
+            partitions,
+            last_offsets,
+            numbers(snap.unknown.tolist()),
+            self._explanation_texts(snap, batch, threshold),
+        )
+        # Every field is a column of bytes by now: the records come off one map, with no Python
+        # frame per case.
         template = self._template(threshold, source_topic, now)
-        scores = batch.scores.tolist()
-        rounded = _numbers([round(s, 6) for s in scores])
-        n_events = snap.n_events.tolist()
-        partitions = snap.partition.tolist()
-        last_offsets = snap.last_offset.tolist()
-        first_times = [None if isnan(t) else t for t in snap.first_time.tolist()]
-        last_times = [None if isnan(t) else t for t in snap.last_time.tolist()]
-        triggers = self._trigger_texts(snap.triggers)
-        explanations = self._explanation_texts(snap, batch, threshold)
-        id_prefix = f"{self._identity.sha256}|"
-        blake2b = hashlib.blake2b
-        out: list[bytes] = []
-        append = out.append
-        for (
-            case_id, score, score_text, n, trigger, trigger_text, partition, first_offset,
-            last_offset, first_time, last_time, closed, unknown, residual_map, top, explanation,
-        ) in zip(
-            snap.case_ids, scores, rounded, n_events, snap.triggers, triggers, partitions,
-            snap.first_offset.tolist(), last_offsets, first_times, last_times,
-            snap.closed.tolist(), snap.unknown.tolist(), maps, tops, explanations, strict=True,
-        ):  # fmt: skip
-            # The id text is RecordBuilder's, character for character: redeliveries de-duplicate.
-            text = (
-                f"{id_prefix}{case_id}|{n}|{trigger}|{partition}|{first_offset}|"
-                f"{last_offset}|{first_time}|{last_time}"
-            )
-            append(
-                template
-                % (
-                    blake2b(text.encode(), digest_size=16).hexdigest().encode(),
-                    _json(case_id),
-                    b"%d" % n,
-                    score_text,
-                    _BOOL[score > threshold],
-                    residual_map,
-                    top,
-                    _BOOL[closed],
-                    trigger_text,
-                    _json(first_time),
-                    _json(last_time),
-                    b"%d" % partition,
-                    b"%d" % last_offset,
-                    b"%d" % unknown,
-                    explanation,
-                )
-            )
-        return out
+        return list(map(template.__mod__, zip(*columns, strict=True)))
 
     def _template(self, threshold: float, source_topic: str | None, now: float) -> bytes:
         """The batch's record with a ``%b`` slot per case field; ``%`` in constants escaped."""
 
         def constant(value: object) -> bytes:
-            return _json(value).replace(b"%", b"%%")
+            return json(value).replace(b"%", b"%%")
 
         return (
-            b'{"evaluation_id":"%b","case_id":%b,"n_events":%b,"trace_score":%b,"threshold":'
+            b'{"evaluation_id":"%b","case_id":"%b","n_events":%b,"trace_score":%b,"threshold":'
             + constant(threshold)
             + b',"anomalous":%b,"per_transition_residuals":{%b},"top_transitions":[%b],'
             b'"closed":%b,"trigger":%b,"first_event_at":%b,"last_event_at":%b,"evaluated_at":'
@@ -147,7 +139,7 @@ class RecordEncoder:
         if self._blamer is None:
             return [b"null"] * len(snap)
         blames = self._blamer.blames(batch.explanation, batch.scores > threshold, snap.n_events)
-        return [b"null" if b is None else _json(b) for b in blames]
+        return [b"null" if b is None else json(b) for b in blames]
 
     def _residual_texts(
         self, n_cases: int, residuals: np.ndarray[Any, Any]
@@ -158,7 +150,7 @@ class RecordEncoder:
         values = np.round(residuals[case_of, transition].astype(np.float64), 6)
         kept = values > 0
         case_of, transition, values = case_of[kept], transition[kept], values[kept]
-        texts = _numbers(values.tolist())
+        texts = numbers(values.tolist())
         return (
             self._residual_maps(n_cases, case_of, transition, texts),
             self._top_lists(n_cases, case_of, transition, values, texts),
@@ -173,7 +165,7 @@ class RecordEncoder:
     ) -> list[bytes]:
         """Each case's nonzero residuals as the inside of a JSON object."""
         pairs = self._map_keys[transition] + np.asarray(texts, dtype=object)
-        return _joined_runs(pairs.tolist(), case_of, n_cases)
+        return joined_runs(pairs.tolist(), case_of, n_cases)
 
     def _top_lists(
         self,
@@ -190,20 +182,21 @@ class RecordEncoder:
         rank = np.arange(len(order)) - np.searchsorted(by_case, by_case)
         chosen = order[rank < self._top_k]
         items = self._top_heads[transition[chosen]] + np.asarray(texts, dtype=object)[chosen] + b"}"
-        return _joined_runs(items.tolist(), case_of[chosen], n_cases)
+        return joined_runs(items.tolist(), case_of[chosen], n_cases)
 
     def _trigger_texts(self, triggers: Sequence[str]) -> list[bytes]:
+        """Each trigger as JSON (a handful of names, each encoded once)."""
         known = self._triggers
         for trigger in set(triggers).difference(known):
-            known[trigger] = _json(trigger)
-        return [known[t] for t in triggers]
+            known[trigger] = json(trigger)
+        return list(map(known.__getitem__, triggers))
 
-
-def _joined_runs(items: list[bytes], case_of: np.ndarray[Any, Any], n_cases: int) -> list[bytes]:
-    """``items`` (sorted by case, ``case_of`` naming each one's case) comma-joined per case."""
-    bounds = np.searchsorted(case_of, np.arange(n_cases + 1)).tolist()
-    join = b",".join
-    return [join(items[lo:hi]) for lo, hi in pairwise(bounds)]
+    def _trigger_names(self, triggers: Sequence[str]) -> list[bytes]:
+        """Each trigger's UTF-8 bytes, for the id text."""
+        known = self._trigger_bytes
+        for trigger in set(triggers).difference(known):
+            known[trigger] = trigger.encode()
+        return list(map(known.__getitem__, triggers))
 
 
 __all__ = ["RecordEncoder"]

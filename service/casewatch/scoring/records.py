@@ -38,6 +38,15 @@ class RecordBuilder:
         self._top_k = max(1, min(top_k, len(activities)))
         self._blamer = blamer
 
+    @property
+    def identity(self) -> ModelIdentity:
+        return self._identity
+
+    @property
+    def labels(self) -> np.ndarray[Any, Any]:
+        """The activity of each residual column (an object array)."""
+        return self._labels
+
     def build(
         self,
         snap: Snapshot,

@@ -16,7 +16,7 @@ rules judge each worker's window on its own fill, and ``casewatch_drift_window_c
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Final, Protocol
 
@@ -24,9 +24,9 @@ import numpy as np
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from casewatch.events import StreamingEvaluation
 from casewatch.telemetry.drift import FINAL_TRIGGERS, Baseline, DriftWindow, EventCounts
 from casewatch.telemetry.logging import get_logger
+from casewatch.telemetry.verdicts import Verdicts
 
 if TYPE_CHECKING:  # telemetry sits below scoring: the types only, not the modules
     from casewatch.scoring.training_summary import TrainingSummary
@@ -125,14 +125,15 @@ class DriftMonitor(Collector):
                 hint="retrain with `casewatch train` to store a training summary in the model",
             )
 
-    def observe(self, evaluations: Sequence[StreamingEvaluation]) -> None:
+    def observe(self, verdicts: Verdicts | None) -> None:
         """Once per loop iteration, after publishing: the final evaluations enter the window,
         with the events the router counted meanwhile."""
-        final = [e for e in evaluations if e.trigger in FINAL_TRIGGERS]
-        if final:
-            scores = np.fromiter((e.trace_score for e in final), np.float64, len(final))
-            flagged = np.fromiter((e.anomalous for e in final), np.bool_, len(final))
-            self.window.add_cases(scores, flagged)
+        final = False
+        if verdicts is not None:
+            at = np.flatnonzero([t in FINAL_TRIGGERS for t in verdicts.triggers])
+            if at.size:
+                self.window.add_cases(verdicts.trace_scores[at], verdicts.anomalous[at])
+                final = True
         routed = self._routed_since_last()
         if final or routed.events:
             self.window.add_events(routed)

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import confluent_kafka
 import numpy as np
 
-from casewatch.events import StreamingEvaluation
 from casewatch.telemetry.logging import get_logger
 from casewatch.telemetry.metrics import Telemetry
+from casewatch.telemetry.verdicts import Verdicts
 
 if TYPE_CHECKING:  # telemetry sits below scoring: the type only, not the module
     from casewatch.scoring.alerts import CaseAlert
@@ -90,23 +90,23 @@ class LoopMetrics:
             self._increment("oversized", outputs.oversized, telemetry.oversized_records)
             self._increment("rerouted", outputs.rerouted, telemetry.dlq_records)
 
-    def evaluations(self, evaluations: list[StreamingEvaluation], consumed_at: float) -> None:
+    def evaluations(self, verdicts: Verdicts | None, consumed_at: float) -> None:
         """Counted and bucketed once per batch, not once per evaluation."""
         telemetry = self.telemetry
-        telemetry.drift.observe(evaluations)  # also the events of batches that close no case
-        if not evaluations:
+        telemetry.drift.observe(verdicts)  # also the events of batches that close no case
+        if verdicts is None:
             return
         now = time.time()
-        verdicts: Counter[tuple[str, bool]] = Counter((e.trigger, e.anomalous) for e in evaluations)
-        for (trigger, anomalous), count in verdicts.items():
-            telemetry.count_evaluation(trigger, anomalous, count)
-        telemetry.model_series.observe(evaluations)
-        telemetry.trace_score.observe_many(np.fromiter((e.trace_score for e in evaluations), float))
-        last_events = np.array(
-            [e.last_event_at for e in evaluations if e.last_event_at is not None], dtype=float
+        counts: Counter[tuple[str, bool]] = Counter(
+            zip(verdicts.triggers, verdicts.anomalous.tolist(), strict=True)
         )
+        for (trigger, anomalous), count in counts.items():
+            telemetry.count_evaluation(trigger, anomalous, count)
+        telemetry.model_series.observe(verdicts)
+        telemetry.trace_score.observe_many(verdicts.trace_scores)
+        last_events = verdicts.last_event_at[~np.isnan(verdicts.last_event_at)]
         telemetry.latency_event_time.observe_many(np.maximum(now - last_events, 0.0))
-        ingested = len(evaluations) - verdicts_with(verdicts, "timeout")
+        ingested = len(verdicts) - verdicts_with(counts, "timeout")
         telemetry.latency_ingest_time.observe_many(np.full(ingested, now - consumed_at))
 
     def invalid(self, reason: str) -> None:

@@ -13,12 +13,12 @@ union anyway, and ``other`` takes anything past it as well as anomalies with no 
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Sequence
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from casewatch.events import ModelIdentity, StreamingEvaluation
+from casewatch.events import ModelIdentity
+from casewatch.telemetry.verdicts import Verdicts
 
 OTHER: Final = "other"
 # Far above any process model's activity count (the bundled one has 25): a guard against a
@@ -48,23 +48,14 @@ class ModelSeries:
         self._model: tuple[str, str] | None = None
         self.sha256: str | None = None
 
-    def observe(self, evaluations: Sequence[StreamingEvaluation]) -> None:
+    def observe(self, verdicts: Verdicts | None) -> None:
         """One batch of published evaluations: the threshold in use and the blamed activities."""
-        if not evaluations:
+        if verdicts is None:
             return
-        last = evaluations[-1]
-        if last.model.sha256 != self.sha256:
-            self._use_model(last)
-        blamed = Tally(
-            e.top_transitions[0].transition if e.top_transitions else OTHER
-            for e in evaluations
-            if e.anomalous
-        )
-        for activity, count in blamed.items():
+        if verdicts.model.sha256 != self.sha256:
+            self.use(verdicts.model, verdicts.threshold)
+        for activity, count in Tally(OTHER if b is None else b for b in verdicts.blamed).items():
             self._child(activity).inc(count)
-
-    def _use_model(self, evaluation: StreamingEvaluation) -> None:
-        self.use(evaluation.model, evaluation.threshold)
 
     def use(self, identity: ModelIdentity, threshold: float) -> None:
         """The threshold line of the model now in use."""
