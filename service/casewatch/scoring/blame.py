@@ -101,8 +101,9 @@ class Blamer:
         order = np.argsort(-surprise, axis=1, kind="stable")[:, : self._top_k]
         chosen = np.take_along_axis(surprise, order, axis=1) > 0
         which, column = np.repeat(at, order.shape[1])[chosen.ravel()], order[chosen]
-        blames = self._blames(explanation, which, column, np.repeat(n_events[rows], chosen.sum(1)))
-        bounds = np.concatenate([[0], np.cumsum(chosen.sum(axis=1))]).tolist()
+        per_case = chosen.sum(axis=1)
+        blames = self._blames(explanation, which, column, np.repeat(n_events[rows], per_case))
+        bounds = [0, *np.cumsum(per_case).tolist()]
         for i, row in enumerate(rows.tolist()):
             out[row] = blames[bounds[i] : bounds[i + 1]]
         return out
