@@ -15,7 +15,7 @@ from casewatch.errors import ModelError
 from casewatch.events import Blame, ModelIdentity
 from casewatch.offline.logs import Trace, read_log
 from casewatch.offline.replay import replay
-from casewatch.scoring.blame import END_LABEL, Blamer
+from casewatch.scoring.blame import END_LABEL, UNKNOWN_LABEL, Blamer, LabelTable
 from casewatch.scoring.contract import CategoricalAttribute, Contract, InputBinding, ScoreOutput
 from casewatch.scoring.explanations import PositionExplanations
 from casewatch.scoring.features import Snapshot
@@ -246,3 +246,11 @@ def test_a_case_longer_than_the_ring_counts_positions_from_its_start(tiny_model:
     assert 23 in blamed  # the second "A", 1-based, counted with n_events
     assert blamed[23].activity == "A"
     assert blamed[23].reason.startswith("A after C; expected ")
+
+
+def test_a_label_table_is_reused_unchanged_across_batches() -> None:
+    table = LabelTable(["a", "b"])
+    first = table.of(np.array([0, 1, 2, -1], np.int64))
+    assert first.tolist() == ["a", "b", UNKNOWN_LABEL, UNKNOWN_LABEL]
+    first[:] = END_LABEL  # the blames overwrite their copies (the end of a case, say)
+    assert table.of(np.array([1, 0], np.int64)).tolist() == ["b", "a"]

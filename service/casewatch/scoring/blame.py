@@ -56,10 +56,11 @@ class Blamer:
     """Blames of a batch's anomalous cases; labels resolved once per model."""
 
     def __init__(self, contract: Contract, *, top_k: int = DEFAULT_TOP_K) -> None:
-        self._activities = [*contract.activities, UNKNOWN_LABEL, END_LABEL]
+        # Label tables built once per model: a batch then only indexes them.
+        self._activities = LabelTable([*contract.activities, UNKNOWN_LABEL, END_LABEL])
         self._attributes = [a.name for a in contract.event_attributes]
         self._values = [
-            [*a.values, UNKNOWN_LABEL, MISSING_LABEL] for a in contract.event_attributes
+            LabelTable([*a.values, UNKNOWN_LABEL, MISSING_LABEL]) for a in contract.event_attributes
         ]
         self._ring = contract.sequence_length
         self._threshold = contract.threshold
@@ -100,8 +101,9 @@ class Blamer:
         order = np.argsort(-surprise, axis=1, kind="stable")[:, : self._top_k]
         chosen = np.take_along_axis(surprise, order, axis=1) > 0
         which, column = np.repeat(at, order.shape[1])[chosen.ravel()], order[chosen]
-        blames = self._blames(explanation, which, column, np.repeat(n_events[rows], chosen.sum(1)))
-        bounds = np.concatenate([[0], np.cumsum(chosen.sum(axis=1))]).tolist()
+        per_case = chosen.sum(axis=1)
+        blames = self._blames(explanation, which, column, np.repeat(n_events[rows], per_case))
+        bounds = [0, *np.cumsum(per_case).tolist()]
         for i, row in enumerate(rows.tolist()):
             out[row] = blames[bounds[i] : bounds[i + 1]]
         return out
@@ -117,22 +119,23 @@ class Blamer:
         position = np.where(at_end, n_events + 1, n_events - (ring - 1 - column))
         event_column = np.minimum(column, ring - 1)
         activity_ids = x.sequence[which, event_column]
-        activity = _labels(self._activities, activity_ids)
+        labels = self._activities
+        activity = labels.of(activity_ids)
         activity[at_end] = END_LABEL
-        previous = _labels(self._activities, x.sequence[which, np.maximum(column - 1, 0)])
-        previous[at_end] = _labels(self._activities, activity_ids[at_end])
+        previous = labels.of(x.sequence[which, np.maximum(column - 1, 0)])
+        previous[at_end] = labels.of(activity_ids[at_end])
         previous[(column == 0) | (position == 1)] = None
         feature = np.where(at_end, 0, x.feature[which, column])
         expected_ids = x.expected[which, column]
-        observed, expected = activity.copy(), _labels(self._activities, expected_ids)
+        observed, expected = activity.copy(), labels.of(expected_ids)
         attribute = np.full(which.shape, None, dtype=object)
         for j, (name, values) in enumerate(zip(self._attributes, self._values, strict=True)):
             blamed = feature == j + 1
             if blamed.any() and x.event_attributes is not None:
                 attribute[blamed] = name
                 value_ids = x.event_attributes[which[blamed], event_column[blamed], j]
-                observed[blamed] = _labels(values, value_ids)
-                expected[blamed] = _labels(values, expected_ids[blamed])
+                observed[blamed] = values.of(value_ids)
+                expected[blamed] = values.of(expected_ids[blamed])
         expected_p = _significant(x.expected_probability[which, column])
         observed_p = _significant(x.observed_probability[which, column])
         surprise = np.round(x.surprise[which, column].astype(np.float64), 6)
@@ -148,12 +151,19 @@ class Blamer:
         return out
 
 
-def _labels(labels: Sequence[str], ids: IntArray) -> npt.NDArray[np.object_]:
-    """The label of each id; an id without one (a model's own padding, say) is unknown."""
-    table = np.asarray([*labels, UNKNOWN_LABEL], dtype=object)
-    inside = (ids >= 0) & (ids < len(labels))
-    out: npt.NDArray[np.object_] = table[np.where(inside, ids, len(labels))]
-    return out
+class LabelTable:
+    """Labels by id, with one more entry for an id without a label (a model's own padding, say),
+    which is unknown."""
+
+    def __init__(self, labels: Sequence[str]) -> None:
+        self._size = len(labels)
+        self._table = np.asarray([*labels, UNKNOWN_LABEL], dtype=object)
+
+    def of(self, ids: IntArray) -> npt.NDArray[np.object_]:
+        """The label of each id, in a new array the caller may write to."""
+        inside = (ids >= 0) & (ids < self._size)
+        out: npt.NDArray[np.object_] = self._table[np.where(inside, ids, self._size)]
+        return out
 
 
 def _significant(probabilities: npt.NDArray[np.float32]) -> list[float]:

@@ -70,7 +70,10 @@ class BoundScorer:
         closed: bool | np.ndarray,
     ) -> Part:
         """The snapshot and model features of ``rows``, read before any of them is released."""
-        closed_mask = np.broadcast_to(np.asarray(closed, dtype=np.bool_), rows.shape).copy()
+        if isinstance(closed, np.ndarray):
+            closed_mask = np.broadcast_to(closed.astype(np.bool_, copy=False), rows.shape).copy()
+        else:
+            closed_mask = np.full(rows.shape, closed, dtype=np.bool_)
         snap = snapshot(store, rows, case_ids, triggers, closed_mask)
         return snap, self.gatherer.gather(store, rows, closed_mask)
 

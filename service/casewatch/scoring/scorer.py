@@ -188,10 +188,15 @@ def _padded(features: Features, rows: int) -> Features:
     extra = rows - len(next(iter(features.values())))
     if extra == 0:
         return features
-    return {
-        name: np.concatenate([array, np.repeat(array[-1:], extra, axis=0)])
-        for name, array in features.items()
-    }
+    return {name: _repeat_last(array, rows) for name, array in features.items()}
+
+
+def _repeat_last(array: npt.NDArray[np.generic], rows: int) -> npt.NDArray[np.generic]:
+    """``array`` grown to ``rows`` with copies of its last row, in one allocation."""
+    out = np.empty((rows, *array.shape[1:]), dtype=array.dtype)
+    out[: len(array)] = array
+    out[len(array) :] = array[-1]
+    return out
 
 
 def _scoring_only(model: onnx.ModelProto, contract: Contract) -> bytes:

@@ -288,13 +288,13 @@ class CaseStore:
 
     def sequences(self, rows: IntArray) -> IntArray:
         """The last K activity ids of each row in event order, right-aligned, padded on the left."""
-        k = self.shape.sequence_length
-        slots = (self.n_events[rows, None] + np.arange(k)) % k
-        ids: IntArray = self.ring[rows[:, None], slots].astype(np.int64)
-        return ids
+        return self._in_event_order(self.ring, rows)
 
     def event_attributes(self, rows: IntArray) -> IntArray:
+        return self._in_event_order(self.attribute_ring, rows)
+
+    def _in_event_order(self, ring: npt.NDArray[Any], rows: IntArray) -> IntArray:
         k = self.shape.sequence_length
         slots = (self.n_events[rows, None] + np.arange(k)) % k
-        ids: IntArray = self.attribute_ring[rows[:, None], slots].astype(np.int64)
+        ids: IntArray = ring[rows[:, None], slots].astype(np.int64, copy=False)
         return ids
