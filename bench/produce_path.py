@@ -13,28 +13,17 @@ their medians is the figure to read, since the machine's load moves both alike.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
-from casewatch.kafka.broker import embedded_broker, ensure_topics
+from _broker import broker
+from casewatch.kafka.broker import ensure_topics
 from casewatch.kafka.config import ClientOptions, producer_config
 from casewatch.kafka.producer import OutputProducer
 
 Handover = Callable[[OutputProducer, str, Sequence[bytes], Sequence[bytes]], None]
-
-
-@contextlib.contextmanager
-def broker() -> Iterator[str]:
-    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if configured:
-        yield configured
-    else:
-        with embedded_broker() as bootstrap:
-            yield bootstrap
 
 
 def one_by_one(

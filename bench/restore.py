@@ -17,17 +17,16 @@ table says how much); part 2 carries the figure up to 1M cases.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import confluent_kafka
 
+from _broker import broker
 from casewatch import StreamingEvaluator, StreamingEvent
-from casewatch.kafka.broker import embedded_broker, ensure_topics
+from casewatch.kafka.broker import ensure_topics
 from casewatch.state.restore import Restorer
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "reference.onnx"
@@ -55,16 +54,6 @@ def case_states(n: int) -> list[tuple[str, int, bytes]]:
                 )
         evaluator.on_events(batch)
     return evaluator.take_state_changes().states
-
-
-@contextlib.contextmanager
-def broker() -> Iterator[str]:
-    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if configured:
-        yield configured
-    else:
-        with embedded_broker() as bootstrap:
-            yield bootstrap
 
 
 def write_changelog(bootstrap: str, topic: str, states: list[tuple[str, int, bytes]]) -> None:
