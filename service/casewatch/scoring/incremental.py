@@ -225,4 +225,3 @@ def narrow_ring(features: Features, longest: int, ring: int, window: int) -> Fea
         name: _rows(array, None, width) if name in WINDOWED_FEATURES else array
         for name, array in features.items()
     }
-
