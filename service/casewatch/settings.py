@@ -40,8 +40,8 @@ from casewatch._settings_environment import (
     reveal,
     unknown_names,
 )
-from casewatch._settings_explanations import ExplanationSettings
 from casewatch._settings_formats import SCHEMA_REGISTRY_ENV_PREFIX
+from casewatch._settings_scoring import ScoringSettings
 from casewatch.kafka.config import ClientOptions
 
 # With the environment's spelling of the settings, which others import from here too.
@@ -57,9 +57,10 @@ _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _PropertyValue = Annotated[str | SecretStr, Field(union_mode="left_to_right")]
 
 
-class Settings(ExplanationSettings):
+class Settings(ScoringSettings):
     """Everything the daemon can be configured with, after the cluster, topics, model, formats,
-    alerts, drift and explanations (the ``_settings_*`` mixins, listed first); immutable."""
+    alerts, drift, explanations and scoring (the ``_settings_*`` mixins, listed first);
+    immutable."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,

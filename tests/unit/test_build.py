@@ -69,3 +69,14 @@ def test_a_built_daemon_shares_one_stop_request_and_one_restore_view(settings: S
     with capture_logs() as logs:
         daemon.run()
     assert logs[-1]["event"] == "daemon_stopped"
+
+
+def test_incremental_scoring_can_be_turned_off(settings: Settings) -> None:
+    every_event = settings.model_copy(update={"score_policy": "every-event"})
+    assert load_evaluator(every_event)._bound.incremental is not None
+    whole_ring = every_event.model_copy(update={"incremental_scoring": False})
+    assert load_evaluator(whole_ring)._bound.incremental is None
+    from_text = Settings(
+        _env_file=None, **{**every_event.model_dump(), "incremental_scoring": "false"}
+    )
+    assert from_text.incremental_scoring is False

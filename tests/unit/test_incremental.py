@@ -85,11 +85,16 @@ def test_incremental_and_whole_ring_records_are_identical_on_shared_logs(
 ) -> None:
     path, traces = _exported(SHARED / log, tmp_path / "m.onnx")
     events = list(interleave(traces, open_cases=64, close_marker=True))
-    scorer = CountingScorer(path)
+    contract = _embedded_contract(path)
+    del contract["incremental"]  # nor is the ring narrowed to the batch's longest case
+    undeclared = tmp_path / "whole-ring.json"
+    undeclared.write_text(json.dumps(contract))
+    whole_ring = CountingScorer(path, contract_path=undeclared)
     batches = _unrounded(monkeypatch)
-    scorer.widths = []
-    _, ring = _replay(scorer, events, incremental=False)
-    assert set(scorer.widths) == {32}
+    whole_ring.widths = []
+    _, ring = _replay(whole_ring, events, incremental=False)
+    assert set(whole_ring.widths) == {32}
+    scorer = CountingScorer(path)
     ring_batch = ScoreBatch.concat(batches)
     batches.clear()
     scorer.widths = []

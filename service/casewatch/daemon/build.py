@@ -67,6 +67,7 @@ def load_evaluator(settings: Settings) -> StreamingEvaluator:
         track_changes=True,
         isolate_scoring_failures=True,
         alert_after=settings.alert_after if settings.alert_topic is not None else None,
+        incremental=settings.incremental_scoring,
     )
 
 

@@ -113,7 +113,7 @@ class Blamer:
     ) -> list[Blame]:
         """One blame per (explanation row, column) pair: every field is worked out on whole
         columns, so the loop only writes the sentence and the record."""
-        ring = self._ring
+        ring = x.sequence.shape[1]  # the width the model read: the ring, or a narrower cut
         at_end = column == ring
         # The ring is right-aligned: its last column holds the case's latest event.
         position = np.where(at_end, n_events + 1, n_events - (ring - 1 - column))

@@ -13,7 +13,7 @@ import numpy as np
 from casewatch.events import Trigger
 from casewatch.scoring.blame import Blamer
 from casewatch.scoring.features import FeatureGatherer, Snapshot, concat_parts, snapshot
-from casewatch.scoring.incremental import IncrementalScoring
+from casewatch.scoring.incremental import IncrementalScoring, narrow_ring
 from casewatch.scoring.isolation import Isolation, ScoringFailure
 from casewatch.scoring.record_bytes import RecordEncoder
 from casewatch.scoring.records import RecordBuilder
@@ -55,6 +55,11 @@ class BoundScorer:
         self.incremental = None if declared is None else IncrementalScoring(
             self.isolation, window=declared.window, activities=len(scorer.activities)
         )  # fmt: skip
+        # Models declaring incremental scoring read only a case's own events, so batches of
+        # short cases run on a ring cut to their longest case, whatever the policy.
+        self._narrow_window = None if contract.incremental is None or (
+            contract.incremental.window >= contract.sequence_length
+        ) else contract.incremental.window  # fmt: skip
 
     def forget(self, rows: IntArray) -> None:
         """The cases of ``rows`` were replaced (restored): their running state is void."""
@@ -83,6 +88,10 @@ class BoundScorer:
         """One model call for all parts: the scored batch, and which of the concatenated cases
         it kept (None: all; the others went to the scoring failures)."""
         snap, features = concat_parts(parts)
+        if self._narrow_window is not None and len(snap):
+            longest = int(snap.n_events.max())
+            ring = self.scorer.contract.sequence_length
+            features = narrow_ring(features, longest, ring, self._narrow_window)
         scoring = self.isolation if self.incremental is None else self.incremental
         snap, scores, kept = scoring.score(snap, features, source_topic, now)
         scores = self.blamer.explain(self.scorer, scores, features, kept)

@@ -8,7 +8,8 @@ event's contribution changes once its successor is in the window. The case's sco
 largest window score over all its steps (oriented by ``higher_is_anomalous``, so the largest is
 the most anomalous) and its residuals the elementwise largest window residuals. casewatch uses it
 when it scores on every event (``casewatch.scoring.incremental``); for a case within the ring the
-result equals the whole ring's.
+result equals the whole ring's. Under either policy it also runs a batch of cases shorter than
+the ring on the ring cut to the longest of them (``casewatch.scoring.incremental.narrow_ring``).
 """
 
 from __future__ import annotations

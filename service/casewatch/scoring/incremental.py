@@ -204,3 +204,24 @@ def _rows(array: npt.NDArray[np.generic], rows: IntArray | None, window: int) ->
     """The last ``window`` ring positions of ``rows`` (None: all), contiguous for onnxruntime."""
     newest = array[:, -window:] if rows is None else array[rows, -window:]
     return np.ascontiguousarray(newest)
+
+
+# Ring widths go up in steps of this many positions, so a stream's batches reuse a few shapes.
+_WIDTH_STEP = 4
+
+
+def narrow_ring(features: Features, longest: int, ring: int, window: int) -> Features:
+    """``features`` with the ring-wide ones cut to the newest positions that hold the longest
+    case's events (at least ``window``, rounded up to ``_WIDTH_STEP``), when that is narrower
+    than the ring.
+
+    For a model declaring incremental scoring a case's result depends only on its events, so
+    the positions left of every case's first event (padding) change nothing but the work.
+    """
+    width = min(ring, -(-max(window, longest) // _WIDTH_STEP) * _WIDTH_STEP)
+    if width >= ring:
+        return features
+    return {
+        name: _rows(array, None, width) if name in WINDOWED_FEATURES else array
+        for name, array in features.items()
+    }
