@@ -93,12 +93,14 @@ def _ratio_lines(by_name: dict[str, Result]) -> list[str]:
                 f"{ours.p99_ms:.1f} ms ({verdict} {LATENCY_TARGET_MS:g} ms{floor})"
             )
     short = by_name.get("casewatch close")
+    walks = [name for name in by_name if name.startswith("casewatch close walks ")]
     for name, result in by_name.items():
-        if short and short.rate and name.startswith("casewatch close "):
-            what = name.removeprefix("casewatch close ")
+        # Long walks against the shortest walks of the run, workers against one worker.
+        base = short if name not in walks or name == walks[0] else by_name[walks[0]]
+        if base and base.rate and name.startswith("casewatch close ") and result is not base:
             lines.append(
-                f"casewatch close {what} / casewatch close: {result.rate / short.rate:.2f} "
-                f"({result.rate:,.0f} / {short.rate:,.0f} events/s)"
+                f"{name} / {base.name}: {result.rate / base.rate:.2f} "
+                f"({result.rate:,.0f} / {base.rate:,.0f} events/s)"
             )
     return lines
 

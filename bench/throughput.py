@@ -1,7 +1,13 @@
-"""End to end against one broker and one generated stream: ceiling, naive, casewatch.
+"""End to end against one broker and one stream: ceiling, naive, casewatch.
 
-    .venv/bin/python bench/throughput.py [--events 200000] [--case-length 5] [--open-cases 1000]
+    .venv/bin/python bench/throughput.py [--events 200000] [--stream log|walks]
+        [--anomaly-rate 0.05] [--case-length 5] [--open-cases 1000]
         [--policy close|every-event|both] [--naive-fraction 0.1] [--backlog 20000]
+
+The stream (``--stream log``, the default) replays the held-out half of the bundled log with
+``--anomaly-rate`` of its cases anomalous, like a user's process; ``--stream walks`` uses random
+walks of exactly ``--case-length`` events, which are nearly all anomalous. Long cases are always
+walks (200 events against 5, so case length is the only difference).
 
 Broker: ``KAFKA_BOOTSTRAP_SERVERS`` if set, else ``casewatch broker`` in a subprocess. Each
 contender gets fresh topics. A feeder process produces the stream, stamping each event with its
@@ -45,6 +51,7 @@ from _feed import (
     wait_ready,
     write_stream,
 )
+from _replayed import anomalous_share, replayed
 from _report import Result, memory_line, report
 from _synthetic import REFERENCE_MODEL, ROOT, Stream, encode, first_cases, generate
 from casewatch.kafka.broker import ensure_topics
@@ -239,8 +246,7 @@ def measure(
         result.p50_ms = result.p99_ms = None
         return result
     paced_rate = result.rate / 2
-    cases = max(10, int(paced_rate * args.latency_seconds / args.case_length))
-    paced = generate(cases, args.case_length, args.open_cases, seed=11)
+    paced = make_stream(args, max(100, int(paced_rate * args.latency_seconds)), seed=11)
     measured = bench.run(name + " paced", paced, every_event, rate=paced_rate)
     result.p50_ms, result.p99_ms = measured.p50_ms, measured.p99_ms
     note = f"latency at {paced_rate:,.0f}/s"
@@ -259,10 +265,33 @@ def _percentiles(result: Result) -> str:
     return f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms"
 
 
+def make_stream(args: argparse.Namespace, events: int, *, seed: int = 7) -> Stream:
+    if args.stream == "log":
+        return replayed(events, args.anomaly_rate, args.open_cases, seed=seed)
+    cases = max(1, events // args.case_length)
+    return generate(cases, args.case_length, args.open_cases, seed=seed)
+
+
+def describe(args: argparse.Namespace, stream: Stream) -> str:
+    cases = sum(stream.closes)
+    if args.stream == "log":
+        share = anomalous_share(args.anomaly_rate)
+        return (
+            f"{len(stream):,} events in {cases:,} held-out cases of the bundled log "
+            f"(mean {len(stream) / cases:.1f} events, {share:.1%} anomalous)"
+        )
+    return f"{len(stream):,} events, {cases:,} walks of {args.case_length}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--case-length", type=int, default=5)
+    parser.add_argument("--stream", choices=["log", "walks"], default="log")
+    parser.add_argument(
+        "--anomaly-rate", type=float, default=0.05,
+        help="share of anomalous cases in the replayed log (its native rate is about 0.3)",
+    )  # fmt: skip
+    parser.add_argument("--case-length", type=int, default=5, help="walks: events per case")
     parser.add_argument("--open-cases", type=int, default=1000)
     parser.add_argument(
         "--policy", choices=["close", "every-event", "both"], default="both",
@@ -286,12 +315,11 @@ def main() -> None:
     )  # fmt: skip
     args = parser.parse_args()
     policies = ["close", "every-event"] if args.policy == "both" else [args.policy]
-    stream = generate(max(1, args.events // args.case_length), args.case_length, args.open_cases)
+    stream = make_stream(args, args.events)
     small = first_cases(stream, args.naive_fraction)
     bootstrap, broker_process = broker()
     print(
-        f"{len(stream):,} events, {len(stream) // args.case_length:,} cases of "
-        f"{args.case_length}, {args.open_cases} open; naive on {len(small):,} events; "
+        f"{describe(args, stream)}, {args.open_cases} open; naive on {len(small):,} events; "
         f"broker {'external' if broker_process is None else 'embedded'}; "
         f"{os.cpu_count()} cores",
         flush=True,
@@ -322,13 +350,19 @@ def main() -> None:
 
 
 def scaling(bench: Bench, args: argparse.Namespace, stream: Stream) -> list[Result]:
-    """Close policy with long cases, and with two workers: max rate only."""
+    """Close policy with long cases against short ones, and with two workers: max rate only."""
     results = []
     if args.long_case_length > 0:
+        short_length = args.case_length
+        if args.stream == "log":
+            # Long cases are walks: the short ones they are read against must be walks too.
+            short = generate(max(1, args.events // short_length), short_length, args.open_cases)
+            name = f"casewatch close walks {short_length}-event"
+            results.append(measure(bench, name, short, False, latency=False))
         long_stream = generate(
             max(1, args.events // args.long_case_length), args.long_case_length, args.open_cases
         )
-        name = f"casewatch close {args.long_case_length}-event"
+        name = f"casewatch close walks {args.long_case_length}-event"
         results.append(measure(bench, name, long_stream, False, latency=False))
     if args.workers > 1:
         name = f"casewatch close workers={args.workers}"
