@@ -171,6 +171,30 @@ def cpu_seconds(pid: int | str = "self") -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a live process and its live children (the workers of a supervisor)."""
+    total = cpu_seconds(pid)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                total += cpu_seconds(entry.name)
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def machine_cpu() -> tuple[float, float]:
+    """CPU seconds since boot, summed over cores: (busy, stolen by the hypervisor)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    steal = fields[7] if len(fields) > 7 else 0
+    guest = sum(fields[8:])  # already counted in user time
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(fields) - idle - steal - guest) / tick, steal / tick
+
+
 def thread_cpu(pid: int) -> dict[str, float]:
     """CPU seconds per thread name of a live process (librdkafka names its threads rdk:*)."""
     result: dict[str, float] = {}

@@ -46,8 +46,10 @@ from _feed import (
     end_offsets,
     events_consumed,
     feeder,
+    machine_cpu,
     peak_rss,
     thread_cpu,
+    tree_cpu,
     wait_ready,
     write_stream,
 )
@@ -61,8 +63,11 @@ _SCRAPE_SECONDS = 0.1  # scrapes run on the daemon's HTTP thread: keep them rare
 
 
 class Bench:
-    def __init__(self, bootstrap: str, args: argparse.Namespace, workdir: Path) -> None:
+    def __init__(
+        self, bootstrap: str, args: argparse.Namespace, workdir: Path, broker_pid: int | None
+    ) -> None:
         self.bootstrap = bootstrap
+        self.broker_pid = broker_pid
         self.args = args
         self.workdir = workdir
 
@@ -123,7 +128,7 @@ class Bench:
             else:
                 assert daemon is not None
                 pid = daemon.pid
-                daemon_cpu = cpu_seconds(pid)
+                daemon_cpu = tree_cpu(pid)
                 threads_before = thread_cpu(pid)
             # Paced runs measure latency, so the pipe ceiling gets a collector then too.
             collects = not name.startswith("ceiling") or rate > 0
@@ -149,8 +154,11 @@ class Bench:
             latencies: list[float] = []
             deadline = time.time() + self.args.timeout
             scraped = 0.0
+            load = None
             while done.done_at.value == 0 and time.time() < deadline:
-                time.sleep(0.05)
+                time.sleep(0.01 if load is None else 0.05)
+                if load is None and shared.first_sent.value:
+                    load = self.load_meter()  # from the first produce, as the rate
                 if daemon is not None and time.time() - scraped > _SCRAPE_SECONDS:
                     # The daemon's own count paces the feeder: evaluations cannot, since a
                     # long case yields none until it closes, and commits wait for closes too.
@@ -166,10 +174,12 @@ class Bench:
             if collects:
                 latencies = receive.recv()[0]
             if daemon is not None:
+                evaluated = end
                 end = max(end, self.wait_committed(topics["input"], group, deadline))
+                result.notes.append(f"committed {end - evaluated:.2f} s after the last evaluation")
             if daemon is not None:
                 result.rss = peak_rss(pid)
-                result.cpu = cpu_seconds(pid) - daemon_cpu
+                result.cpu = tree_cpu(pid) - daemon_cpu
                 threads = thread_cpu(pid)
                 spent = {k: v - threads_before.get(k, 0.0) for k, v in threads.items()}
                 busiest = sorted(spent.items(), key=lambda item: -item[1])[:3]
@@ -181,6 +191,8 @@ class Bench:
                 result.rss = shared.rss.value
                 result.cpu = shared.cpu.value
             result.rate = total / (end - shared.first_sent.value)
+            if load is not None:
+                result.notes.append(load(result.cpu))
             if latencies:
                 ms = np.percentile(np.asarray(latencies) * 1000, [50, 99])
                 result.p50_ms, result.p99_ms = float(ms[0]), float(ms[1])
@@ -193,6 +205,26 @@ class Bench:
                 process.join(5)
                 if process.is_alive():
                     process.terminate()
+
+    def load_meter(self) -> Any:
+        """Call it once the run is done, with the contender's CPU seconds: where the machine's
+        cores went meanwhile (contender, broker, and the rest: feeder and collector)."""
+        started, (busy, stolen) = time.time(), machine_cpu()
+        broker = cpu_seconds(self.broker_pid) if self.broker_pid else 0.0
+
+        def line(contender_cpu: float) -> str:
+            wall = time.time() - started
+            now_busy, now_stolen = machine_cpu()
+            used = (now_busy - busy) / wall
+            brokered = (cpu_seconds(self.broker_pid) - broker) / wall if self.broker_pid else 0
+            own = contender_cpu / wall
+            return (
+                f"cores busy {used:.2f} of {os.cpu_count()} (contender {own:.2f}, broker "
+                f"{brokered:.2f}, feeder+collector+other {max(0.0, used - own - brokered):.2f}; "
+                f"stolen {(now_stolen - stolen) / wall:.2f})"
+            )
+
+        return line
 
     def start_daemon(
         self, topics: dict[str, str], group: str, every_event: bool, workers: int
@@ -240,7 +272,7 @@ def measure(
     args = bench.args
     result = bench.run(name, stream, every_event, rate=0, workers=workers)
     if workers > 1:
-        result.notes = ["RSS and CPU of the supervising process only"]
+        result.notes.insert(0, "RSS of the supervising process only")
     if name.startswith("ceiling") or args.latency_seconds <= 0 or not latency:
         # Latency at the maximum rate is queueing in the backlog, not a figure of the daemon.
         result.p50_ms = result.p99_ms = None
@@ -327,7 +359,8 @@ def main() -> None:
     results: list[Result] = []
     try:
         with tempfile.TemporaryDirectory(prefix="casewatch-bench-") as workdir:
-            bench = Bench(bootstrap, args, Path(workdir))
+            pid = broker_process.pid if broker_process is not None else None
+            bench = Bench(bootstrap, args, Path(workdir), pid)
             wanted = args.contenders.split(",")
             if "ceiling" in wanted:
                 results.append(measure(bench, "ceiling read", stream, False))

@@ -156,6 +156,37 @@ def test_the_interval_decides_when_a_checkpoint_is_due(monkeypatch: pytest.Monke
     assert not s.checkpoint.expired()
 
 
+def test_the_next_step_is_due_now_while_a_checkpoint_is_under_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s = Setup(monkeypatch, interval=5.0)
+    s.handled(0, 1)
+    s.clock.now += 2.0
+    assert s.checkpoint.next_step_in() == pytest.approx(3.0)
+    s.clock.now += 3.5
+    assert s.checkpoint.next_step_in() == 0.0  # overdue
+    s.producer.hold = True
+    s.outputs.produce(OUT, b"case", b"evaluation")
+    assert not s.advance()
+    assert s.checkpoint.under_way
+    assert s.checkpoint.next_step_in() == 0.0  # moves as soon as the outputs are delivered
+    s.producer.hold = False
+    run_until(s)
+    assert not s.checkpoint.under_way
+    assert s.checkpoint.next_step_in() == pytest.approx(5.0)
+
+
+def test_a_checkpoint_with_an_empty_changelog_commits_in_the_step_it_is_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s = Setup(monkeypatch, interval=5.0)
+    s.checkpoint._write_changelog = lambda: 0  # no case changed
+    s.handled(0, 9)
+    s.clock.now += 5.0
+    assert run_until(s) == 1
+    assert s.consumer.commits == [{(IN, 0): 10}]
+
+
 def run_until(s: Setup, limit: int = 5) -> int:
     """Serve delivery reports and advance, as each loop iteration does, until one completes."""
     for calls in range(1, limit + 1):

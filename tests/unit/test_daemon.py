@@ -97,10 +97,12 @@ class Cluster:
             dlq_topic=DLQ,
             group_id=GROUP,
             model_path=model,
-            max_batch_wait_ms=1,
-            shutdown_timeout_seconds=0.2,
-            startup_timeout_seconds=1.0,
-            **settings,
+            **{
+                "max_batch_wait_ms": 1,
+                "shutdown_timeout_seconds": 0.2,
+                "startup_timeout_seconds": 1.0,
+                **settings,
+            },
         )
         self.evaluator = StreamingEvaluator(
             model, track_changes=True, isolate_scoring_failures=True
@@ -202,6 +204,32 @@ def test_checkpoints_on_the_interval_while_running(
     assert commits[0] == {(IN, 0): 4, (IN, 1): 3}
     kinds = cluster.kinds()
     assert kinds.index("commit") < kinds.index("stop")  # by the loop, not by the shutdown
+
+
+def test_a_quiet_loop_does_not_hold_a_checkpoint_under_way_for_the_batch_wait(
+    monkeypatch: pytest.MonkeyPatch, tiny_model: Path, telemetry: Telemetry
+) -> None:
+    cluster = Cluster(
+        monkeypatch, tiny_model, telemetry, commit_interval_seconds=0.05, max_batch_wait_ms=200
+    )
+    cluster.linger = 0.3
+    waits: list[tuple[float, bool]] = []
+    consume = cluster.input.consume
+
+    def recording(num_messages: int = 1, timeout: float = -1) -> list[FakeMessage]:
+        if timeout > 0:  # a consume that may block
+            waits.append((timeout, cluster.daemon.checkpoint.under_way))
+        return consume(num_messages, timeout)
+
+    monkeypatch.setattr(cluster.input, "consume", recording)
+    send_cases(cluster)
+    cluster.run()
+    under_way = [timeout for timeout, busy in waits if busy]
+    assert under_way, "no checkpoint was under way while the loop waited"
+    assert max(under_way) < 0.01
+    # Between checkpoints the loop wakes when the next one is due, not a batch wait later.
+    assert max(timeout for timeout, _ in waits) <= 0.05 + 1e-9
+    assert any(kind == "commit" for kind in cluster.kinds())
 
 
 def test_nothing_is_committed_while_outputs_are_undelivered(

@@ -70,6 +70,18 @@ class Checkpoint:
     def expired(self) -> bool:
         return self._clock() - self._last_commit >= self.interval
 
+    @property
+    def under_way(self) -> bool:
+        """A background checkpoint has begun and waits for deliveries or the changelog."""
+        return bool(self._step)
+
+    def next_step_in(self) -> float:
+        """Seconds until ``advance`` has work: none while a checkpoint is under way (it moves
+        once deliveries are reported), else what is left of the interval."""
+        if self._step:
+            return 0.0
+        return max(0.0, self.interval - (self._clock() - self._last_commit))
+
     def committable(self) -> list[tuple[int, int]]:
         """(partition, next offset) pairs ahead of what is committed."""
         return [
@@ -114,9 +126,9 @@ class Checkpoint:
             self._offsets = dict(self.committable())
             self._generation = outputs.mark()
             self._step = "outputs"
-        if not outputs.delivered_through(self._generation):
-            return False
         if self._step == "outputs":
+            if not outputs.delivered_through(self._generation):
+                return False
             self.changelog_records += self._write_changelog()
             self._step = "slices"
         if self._step == "slices":
@@ -127,6 +139,8 @@ class Checkpoint:
                     return False
             self._generation = outputs.mark()
             self._step = "changelog"
+        # An empty changelog is delivered already: the commit need not wait for the next call.
+        if not outputs.delivered_through(self._generation):
             return False
         offsets = [(p, o) for p, o in self._offsets.items() if o > self.committed.get(p, -1)]
         self._step = ""

@@ -35,6 +35,9 @@ from casewatch.telemetry.verdicts import Verdicts
 log = get_logger(__name__)
 
 _CHECKPOINT_FLUSH_SECONDS = 5.0
+# How long a quiet loop waits for input while a checkpoint waits on deliveries: each wake-up
+# costs little, and the commit then lags delivery by this much rather than a batch wait per step.
+_CHECKPOINT_STEP_WAIT = 0.005
 
 
 class Daemon:
@@ -101,9 +104,12 @@ class Daemon:
     def _loop(self, consumer: Any) -> None:
         telemetry, rebalance, stopping = self.telemetry, self.rebalance, self._stop
         batch_size, wait = self.options.max_batch_size, self.options.max_batch_wait
+        checkpoint = self.checkpoint
         while not stopping():
             telemetry.heartbeat()
-            messages = self._take(consumer, batch_size, wait)
+            # A quiet stream must not hold a checkpoint step, or the next one, for a whole wait.
+            due = min(wait, max(_CHECKPOINT_STEP_WAIT, checkpoint.next_step_in()))
+            messages = self._take(consumer, batch_size, due)
             rebalance.raise_failure()
             if self.restorer.restoring:
                 self._restore_step(consumer)
