@@ -256,6 +256,28 @@ def wait_ready(log: Path, daemon: subprocess.Popen[bytes], timeout: float = 60) 
     raise RuntimeError("daemon not ready")
 
 
+def wait_balanced(base: str, workers: int, partitions: int, timeout: float = 60) -> None:
+    """Until every worker has input partitions and together they have all: a group still
+    rebalancing when the feeder starts would measure the rebalance, not the workers."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assigned = _gauge_values(base, "casewatch_assigned_partitions")
+        if len(assigned) == workers and min(assigned) > 0 and sum(assigned) == partitions:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{workers} workers did not share the {partitions} partitions in time")
+
+
+def _gauge_values(base: str, name: str) -> list[float]:
+    """The values of one gauge's series (one per worker when the endpoint aggregates)."""
+    try:
+        with urllib.request.urlopen(base + "/metrics", timeout=2) as response:
+            lines = response.read().decode().splitlines()
+    except OSError:
+        return []
+    return [float(line.split()[-1]) for line in lines if line.startswith(name + "{")]
+
+
 def events_consumed(base: str) -> int:
     """The daemon's casewatch_events_consumed_total; -1 when the scrape fails."""
     try:

@@ -50,6 +50,7 @@ from _feed import (
     peak_rss,
     thread_cpu,
     tree_cpu,
+    wait_balanced,
     wait_ready,
     write_stream,
 )
@@ -248,6 +249,8 @@ class Bench:
             stderr=subprocess.STDOUT, cwd=ROOT,
         )  # fmt: skip
         self.metrics = wait_ready(self.workdir / f"daemon-{group}.log", daemon)
+        if workers > 1:
+            wait_balanced(self.metrics, workers, self.partitions)
         return daemon
 
     def wait_committed(self, topic: str, group: str, deadline: float) -> float:
