@@ -10,6 +10,7 @@ feeder, the collector and the machine alone cost).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from _synthetic import REFERENCE_MODEL
@@ -31,6 +32,9 @@ class Result:
     floor_p99_ms: float | None = None
     rss: int = 0
     cpu: float = 0.0  # contender CPU seconds during the run
+    # Cores the contender and everything else (broker, feeder, collector) kept busy meanwhile.
+    own_cores: float | None = None
+    other_cores: float | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -79,6 +83,15 @@ def _ratio_lines(by_name: dict[str, Result]) -> list[str]:
                 f"casewatch {policy} / {ceiling}: {ours.rate / top.rate:.2f} "
                 f"({ours.rate:,.0f} / {top.rate:,.0f} events/s)"
             )
+    for policy, ceiling in _CEILING_OF.items():
+        ours, top = by_name.get(f"casewatch {policy}"), by_name.get(ceiling)
+        if ours and top and ours.cpu > 0 and top.cpu > 0:
+            # What the ratio would be if each had a core to itself: its own CPU per event.
+            own, theirs = ours.cpu / ours.events * 1e6, top.cpu / top.events * 1e6
+            lines.append(
+                f"casewatch {policy} / {ceiling} per CPU-second: {theirs / own:.2f} "
+                f"({own:.1f} against {theirs:.1f} us of CPU per event)"
+            )
     for policy in _CEILING_OF:
         ours = by_name.get(f"casewatch {policy}")
         if ours and ours.p99_ms is not None:
@@ -102,6 +115,17 @@ def _ratio_lines(by_name: dict[str, Result]) -> list[str]:
                 f"{name} / {base.name}: {result.rate / base.rate:.2f} "
                 f"({result.rate:,.0f} / {base.rate:,.0f} events/s)"
             )
+    workers = [r for n, r in by_name.items() if n.startswith("casewatch close workers=")]
+    if short and workers and short.own_cores and short.other_cores is not None:
+        # Every process's CPU per event stays the same at a higher rate, so the cores the whole
+        # one-worker run kept busy bound what more workers can reach on this machine.
+        cores = os.cpu_count() or 1
+        busy = short.own_cores + short.other_cores
+        lines.append(
+            f"one worker's run kept {busy:.2f} cores busy (casewatch {short.own_cores:.2f}, "
+            f"broker, feeder and collector {short.other_cores:.2f}): on {cores} cores, workers "
+            f"can reach at most {cores / busy:.2f}x its rate"
+        )
     return lines
 
 

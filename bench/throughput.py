@@ -193,7 +193,8 @@ class Bench:
                 result.cpu = shared.cpu.value
             result.rate = total / (end - shared.first_sent.value)
             if load is not None:
-                result.notes.append(load(result.cpu))
+                note, result.own_cores, result.other_cores = load(result.cpu)
+                result.notes.append(note)
             if latencies:
                 ms = np.percentile(np.asarray(latencies) * 1000, [50, 99])
                 result.p50_ms, result.p99_ms = float(ms[0]), float(ms[1])
@@ -209,21 +210,23 @@ class Bench:
 
     def load_meter(self) -> Any:
         """Call it once the run is done, with the contender's CPU seconds: where the machine's
-        cores went meanwhile (contender, broker, and the rest: feeder and collector)."""
+        cores went meanwhile (a note; the contender's cores; everything else's)."""
         started, (busy, stolen) = time.time(), machine_cpu()
         broker = cpu_seconds(self.broker_pid) if self.broker_pid else 0.0
 
-        def line(contender_cpu: float) -> str:
+        def line(contender_cpu: float) -> tuple[str, float, float]:
             wall = time.time() - started
             now_busy, now_stolen = machine_cpu()
             used = (now_busy - busy) / wall
             brokered = (cpu_seconds(self.broker_pid) - broker) / wall if self.broker_pid else 0
             own = contender_cpu / wall
-            return (
+            rest = max(0.0, used - own - brokered)
+            note = (
                 f"cores busy {used:.2f} of {os.cpu_count()} (contender {own:.2f}, broker "
-                f"{brokered:.2f}, feeder+collector+other {max(0.0, used - own - brokered):.2f}; "
+                f"{brokered:.2f}, feeder+collector+other {rest:.2f}; "
                 f"stolen {(now_stolen - stolen) / wall:.2f})"
             )
+            return note, own, brokered + rest
 
         return line
 
