@@ -288,6 +288,8 @@ def measure(
     measured = bench.run(name + " paced", paced, every_event, rate=paced_rate)
     result.p50_ms, result.p99_ms = measured.p50_ms, measured.p99_ms
     note = f"latency at {paced_rate:,.0f}/s"
+    if measured.own_cores is not None and measured.other_cores is not None:
+        note += f", {measured.own_cores:.2f} cores busy (the rest {measured.other_cores:.2f})"
     if name.startswith("casewatch"):
         # The same stream at the same rate through the pipe ceiling: the latency floor.
         floor = bench.run("ceiling pipe paced", paced, True, rate=paced_rate)
