@@ -52,7 +52,7 @@ def _ms(value: float | None) -> str:
 def report(results: list[Result]) -> None:
     rates = {r.name: r.rate for r in results}
     print(
-        f"\n{'contender':<30} {'events':>9} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+        f"\n{'contender':<32} {'events':>9} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'peak RSS MB':>11} {'ev/CPU-s':>9} {'vs naive':>9} {'vs ceiling':>10}  notes"
     )
     for r in results:
@@ -65,7 +65,7 @@ def report(results: list[Result]) -> None:
         vs_ceiling = f"{r.rate / rates[ceiling]:.2f}" if ceiling and rates.get(ceiling) else ""
         per_cpu = f"{r.events / r.cpu:,.0f}" if r.cpu > 0 else "-"
         print(
-            f"{r.name:<30} {r.events:>9,} {r.rate:>10,.0f} {_ms(r.p50_ms):>8} {_ms(r.p99_ms):>8} "
+            f"{r.name:<32} {r.events:>9,} {r.rate:>10,.0f} {_ms(r.p50_ms):>8} {_ms(r.p99_ms):>8} "
             f"{r.rss / 2**20:>11.0f} {per_cpu:>9} {vs_naive:>9} {vs_ceiling:>10}  "
             f"{'; '.join(r.notes)}"
         )
