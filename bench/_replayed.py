@@ -21,7 +21,7 @@ from casewatch.offline.logs import read_log
 from casewatch.offline.quality import subsample_anomalous
 from casewatch.offline.train import split
 
-Case = tuple[tuple[str, ...], tuple[str, ...]]  # activities, users
+Case = tuple[tuple[str, ...], tuple[str, ...], bool]  # activities, users, labelled anomalous
 
 
 @functools.cache
@@ -34,6 +34,7 @@ def held_out_cases(log: Path = BUNDLED_LOG, anomaly_rate: float = 0.05) -> tuple
         (
             tuple(e.name for e in trace.events),
             tuple(str(e.attributes.get("user", "")) for e in trace.events),
+            bool(trace.label),
         )
         for trace in kept
         if trace.events
@@ -62,7 +63,7 @@ def _interleave(cases: list[Case], open_cases: int) -> Stream:
     in_flight = deque((i, 0) for i in islice(waiting, open_cases))
     while in_flight:
         case, position = in_flight.popleft()
-        activities, users = cases[case]
+        activities, users, _ = cases[case]
         last = position == len(activities) - 1
         stream.case_ids.append(f"case-{case:08d}")
         stream.activities.append(activities[position])
@@ -75,8 +76,7 @@ def _interleave(cases: list[Case], open_cases: int) -> Stream:
     return stream
 
 
-def anomalous_share(anomaly_rate: float, log: Path = BUNDLED_LOG) -> float:
+def anomalous_share(anomaly_rate: float) -> float:
     """The share of the replayed cases the log labels anomalous (the subsample's real rate)."""
-    _, held_out = split(read_log(log), 0.5)
-    kept = subsample_anomalous(held_out, anomaly_rate)
-    return sum(bool(t.label) for t in kept) / max(1, len(kept))
+    cases = held_out_cases(anomaly_rate=anomaly_rate)
+    return sum(anomalous for _, _, anomalous in cases) / max(1, len(cases))
