@@ -160,7 +160,6 @@ class Bench:
                 evaluated = end
                 end = max(end, self.wait_committed(topics["input"], group, deadline))
                 result.notes.append(f"committed {end - evaluated:.2f} s after the last evaluation")
-            if daemon is not None:
                 result.rss = peak_rss(pid)
                 result.cpu = tree_cpu(pid) - daemon_cpu
                 threads = thread_cpu(pid)
