@@ -280,6 +280,42 @@ def test_restored_state_is_not_applied_twice(
     assert (evaluation["case_id"], evaluation["n_events"]) == ("a", 4)
 
 
+def test_a_restoring_loop_does_not_wait_for_input_between_restore_steps(
+    monkeypatch: pytest.MonkeyPatch, tiny_model: Path, telemetry: Telemetry
+) -> None:
+    earlier = StreamingEvaluator(tiny_model, track_changes=True)
+    earlier.on_events(
+        [
+            StreamingEvent(case, "A", attributes={"user": USERS["A"]}, partition=0, offset=i)
+            for i, case in enumerate(["x", "y", "z", "w"])
+        ]
+    )
+    outputs, written = fake_outputs(monkeypatch)
+    write_changes(CHANGELOG, earlier, outputs)
+    outputs.flush(1.0)
+    cluster = Cluster(
+        monkeypatch, tiny_model, telemetry, max_batch_wait_ms=200, restore_batch_size=1
+    )
+    for message in written.records(CHANGELOG):
+        cluster.changelog.append(message)
+    waits: list[tuple[float, bool]] = []
+    consume = cluster.input.consume
+
+    def recording(num_messages: int = 1, timeout: float = -1) -> list[FakeMessage]:
+        if timeout > 0:  # a consume that may block
+            waits.append((timeout, cluster.daemon.restorer.restoring))
+        return consume(num_messages, timeout)
+
+    monkeypatch.setattr(cluster.input, "consume", recording)
+    send_cases(cluster)
+    cluster.run()
+    restoring = [timeout for timeout, busy in waits if busy]
+    assert len(restoring) >= 3, "the restore took fewer steps than it has records"
+    # The assignment arrives inside a take, whose wait was set before it; every later one is short.
+    assert max(restoring[1:]) < 0.01
+    assert cluster.daemon.restorer.records == 4  # every case's state was read back
+
+
 def test_a_commit_rejected_by_a_rebalance_is_retried_at_the_next_checkpoint(
     monkeypatch: pytest.MonkeyPatch, tiny_model: Path, telemetry: Telemetry
 ) -> None:

@@ -35,9 +35,9 @@ from casewatch.telemetry.verdicts import Verdicts
 log = get_logger(__name__)
 
 _CHECKPOINT_FLUSH_SECONDS = 5.0
-# How long a quiet loop waits for input while a checkpoint waits on deliveries: each wake-up
-# costs little, and the commit then lags delivery by this much rather than a batch wait per step.
-_CHECKPOINT_STEP_WAIT = 0.005
+# How long a quiet loop waits for input while a restore or a checkpoint has its next step to
+# take: each wake-up costs little, and the step then waits this long rather than a batch wait.
+_STEP_WAIT = 0.005
 
 
 class Daemon:
@@ -104,12 +104,9 @@ class Daemon:
     def _loop(self, consumer: Any) -> None:
         telemetry, rebalance, stopping = self.telemetry, self.rebalance, self._stop
         batch_size, wait = self.options.max_batch_size, self.options.max_batch_wait
-        checkpoint = self.checkpoint
         while not stopping():
             telemetry.heartbeat()
-            # A quiet stream must not hold a checkpoint step, or the next one, for a whole wait.
-            due = min(wait, max(_CHECKPOINT_STEP_WAIT, checkpoint.next_step_in()))
-            messages = self._take(consumer, batch_size, due)
+            messages = self._take(consumer, batch_size, self._input_wait(wait))
             rebalance.raise_failure()
             if self.restorer.restoring:
                 self._restore_step(consumer)
@@ -123,6 +120,13 @@ class Daemon:
             self.back_pressure.relieve(consumer)
             self._advance_checkpoint(consumer)
             self.reloader.maybe_reload()
+
+    def _input_wait(self, longest: float) -> float:
+        """How long a quiet stream may hold the loop: not past the checkpoint's next step, and
+        hardly at all while a restore, whose steps run between batches, is under way."""
+        if self.restorer.restoring:
+            return _STEP_WAIT
+        return min(longest, max(_STEP_WAIT, self.checkpoint.next_step_in()))
 
     @staticmethod
     def _take(consumer: Any, batch_size: int, wait: float) -> list[Any]:
