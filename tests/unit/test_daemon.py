@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +206,22 @@ def test_checkpoints_on_the_interval_while_running(
     assert kinds.index("commit") < kinds.index("stop")  # by the loop, not by the shutdown
 
 
+def blocking_waits(
+    monkeypatch: pytest.MonkeyPatch, cluster: Cluster, busy: Callable[[], bool]
+) -> list[tuple[float, bool]]:
+    """Filled as the loop runs: (timeout, busy()) of every input consume that may block."""
+    waits: list[tuple[float, bool]] = []
+    consume = cluster.input.consume
+
+    def recording(num_messages: int = 1, timeout: float = -1) -> list[FakeMessage]:
+        if timeout > 0:
+            waits.append((timeout, busy()))
+        return consume(num_messages, timeout)
+
+    monkeypatch.setattr(cluster.input, "consume", recording)
+    return waits
+
+
 def test_a_quiet_loop_does_not_hold_a_checkpoint_under_way_for_the_batch_wait(
     monkeypatch: pytest.MonkeyPatch, tiny_model: Path, telemetry: Telemetry
 ) -> None:
@@ -213,15 +229,7 @@ def test_a_quiet_loop_does_not_hold_a_checkpoint_under_way_for_the_batch_wait(
         monkeypatch, tiny_model, telemetry, commit_interval_seconds=0.05, max_batch_wait_ms=200
     )
     cluster.linger = 0.3
-    waits: list[tuple[float, bool]] = []
-    consume = cluster.input.consume
-
-    def recording(num_messages: int = 1, timeout: float = -1) -> list[FakeMessage]:
-        if timeout > 0:  # a consume that may block
-            waits.append((timeout, cluster.daemon.checkpoint.under_way))
-        return consume(num_messages, timeout)
-
-    monkeypatch.setattr(cluster.input, "consume", recording)
+    waits = blocking_waits(monkeypatch, cluster, lambda: cluster.daemon.checkpoint.under_way)
     send_cases(cluster)
     cluster.run()
     under_way = [timeout for timeout, busy in waits if busy]
@@ -298,15 +306,7 @@ def test_a_restoring_loop_does_not_wait_for_input_between_restore_steps(
     )
     for message in written.records(CHANGELOG):
         cluster.changelog.append(message)
-    waits: list[tuple[float, bool]] = []
-    consume = cluster.input.consume
-
-    def recording(num_messages: int = 1, timeout: float = -1) -> list[FakeMessage]:
-        if timeout > 0:  # a consume that may block
-            waits.append((timeout, cluster.daemon.restorer.restoring))
-        return consume(num_messages, timeout)
-
-    monkeypatch.setattr(cluster.input, "consume", recording)
+    waits = blocking_waits(monkeypatch, cluster, lambda: cluster.daemon.restorer.restoring)
     send_cases(cluster)
     cluster.run()
     restoring = [timeout for timeout, busy in waits if busy]
